@@ -1,5 +1,39 @@
 //! `epgrpo-eval`: verifiable rewards and evaluation.
 //!
-//! This crate will hold answer extraction (`#### N`, `\boxed{}`, `<answer>`), equivalence checks
-//! for numbers, fractions and simple LaTeX, JSONL problem sets and the pass@1 / pass@k / maj@k
-//! metrics shared by training and evaluation.
+//! Pure Rust (no Burn), shared by training (rewards) and evaluation:
+//!
+//! * [`extract`]: find the final answer of a completion (`<answer>` tags, `\boxed{}`,
+//!   GSM8K `#### N`, or the last number);
+//! * [`normalize`]: canonical forms and equivalence of answers (exact rationals, percentages,
+//!   thousands separators, simple LaTeX);
+//! * [`verify`]: [`MathVerifier`], the reward function, with a bounded cost per call;
+//! * [`dataset`]: JSONL problem sets with errors that name the file and line;
+//! * [`metrics`]: greedy pass@1, avg@n, unbiased pass@k and maj@k.
+//!
+//! ```
+//! use epgrpo_eval::{MathVerifier, VerifierConfig};
+//!
+//! let verifier = MathVerifier::new(VerifierConfig::default())?;
+//! let score = verifier.score("Half of 144 is 72.\n#### 72", "72");
+//! assert!(score.correct);
+//! assert_eq!(score.reward, 1.0);
+//! # Ok::<(), epgrpo_eval::EvalError>(())
+//! ```
+//!
+//! The reward and equivalence rules are described in `docs/rewards.md`.
+
+pub mod dataset;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod normalize;
+pub mod verify;
+
+pub use dataset::{DatasetConfig, Problem, load_jsonl, parse_jsonl};
+pub use error::EvalError;
+pub use extract::{AnswerFormat, Extracted, extract_answer};
+pub use metrics::{
+    MetricsReport, SampleOutcome, aggregate, avg_at_n, maj_at_k, pass_at_1_greedy, pass_at_k,
+};
+pub use normalize::{Canonical, Number, Rational, answers_match, canonicalize};
+pub use verify::{MathVerifier, Score, VerifierConfig};

@@ -1,0 +1,308 @@
+//! The math verifier: scores a completion against a reference answer.
+//!
+//! The reward of one completion is
+//!
+//! ```text
+//! reward = (correct ? correct_reward : incorrect_reward)
+//!        + (answer found in one of rewarded_formats ? format_reward : 0)
+//! ```
+//!
+//! A call never panics and has a bounded cost: only the last
+//! [`VerifierConfig::max_scan_bytes`] bytes of a completion are scanned, every scan after that
+//! is linear, brace matching and number parsing have fixed limits (see [`crate::extract`] and
+//! [`crate::normalize`]).
+
+use serde::Deserialize;
+
+use crate::error::EvalError;
+use crate::extract::{AnswerFormat, Extracted, extract_with, tail};
+use crate::normalize::{Canonical, canonicalize};
+
+/// Upper bound accepted for [`VerifierConfig::max_scan_bytes`] (1 MiB).
+pub const MAX_SCAN_BYTES_LIMIT: usize = 1 << 20;
+
+/// Settings of a [`MathVerifier`].
+///
+/// Every field has a default, so an empty TOML/JSON table is a valid config; unknown fields are
+/// rejected.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifierConfig {
+    /// Reward for a correct answer. Default `1.0`.
+    pub correct_reward: f64,
+    /// Reward for a wrong or missing answer. Default `0.0`.
+    pub incorrect_reward: f64,
+    /// Added when the answer was found in one of `rewarded_formats`, whether or not it is
+    /// correct. Default `0.0` (no format reward).
+    pub format_reward: f64,
+    /// The formats that earn `format_reward`. Default: `answer_tag`, `boxed`, `hashes`.
+    pub rewarded_formats: Vec<AnswerFormat>,
+    /// Whether the last number of the text counts as the answer when no explicit format is
+    /// found. Default `true`.
+    pub allow_last_number: bool,
+    /// How many bytes at the end of a completion are scanned. Default `16384` (16 KiB); must be
+    /// between 1 and [`MAX_SCAN_BYTES_LIMIT`].
+    pub max_scan_bytes: usize,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        Self {
+            correct_reward: 1.0,
+            incorrect_reward: 0.0,
+            format_reward: 0.0,
+            rewarded_formats: vec![
+                AnswerFormat::AnswerTag,
+                AnswerFormat::Boxed,
+                AnswerFormat::Hashes,
+            ],
+            allow_last_number: true,
+            max_scan_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl VerifierConfig {
+    /// Checks that rewards are finite and the scan size is in range.
+    pub fn validate(&self) -> Result<(), EvalError> {
+        for (field, value) in [
+            ("correct_reward", self.correct_reward),
+            ("incorrect_reward", self.incorrect_reward),
+            ("format_reward", self.format_reward),
+        ] {
+            if !value.is_finite() {
+                return Err(EvalError::InvalidConfig {
+                    field,
+                    reason: format!("must be a finite number, got {value}"),
+                });
+            }
+        }
+        if self.max_scan_bytes == 0 || self.max_scan_bytes > MAX_SCAN_BYTES_LIMIT {
+            return Err(EvalError::InvalidConfig {
+                field: "max_scan_bytes",
+                reason: format!(
+                    "must be between 1 and {MAX_SCAN_BYTES_LIMIT}, got {}",
+                    self.max_scan_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The verdict on one completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    /// The total reward (correctness plus format).
+    pub reward: f64,
+    /// Whether the extracted answer equals the reference.
+    pub correct: bool,
+    /// Whether the answer was found in one of the rewarded formats.
+    pub format_ok: bool,
+    /// The extracted answer, if any.
+    pub extracted: Option<Extracted>,
+    /// Canonical form of the extracted answer (what majority voting compares).
+    pub answer: Option<Canonical>,
+}
+
+/// Scores completions against reference answers; see the module docs for the reward.
+#[derive(Debug, Clone)]
+pub struct MathVerifier {
+    config: VerifierConfig,
+}
+
+impl MathVerifier {
+    /// A verifier with a validated config.
+    pub fn new(config: VerifierConfig) -> Result<Self, EvalError> {
+        config.validate()?;
+        Ok(Self { config })
+    }
+
+    /// The verifier's config.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    /// Scores `completion` against the reference answer string `reference`.
+    ///
+    /// A reference that is empty after cleaning matches nothing. Like completions, references
+    /// are cut to their last `max_scan_bytes` bytes.
+    pub fn score(&self, completion: &str, reference: &str) -> Score {
+        let reference = canonicalize(tail(reference, self.config.max_scan_bytes));
+        self.score_against(completion, reference.as_ref())
+    }
+
+    /// Scores `completion` against an already canonicalised reference (`None` matches nothing).
+    ///
+    /// Use this to canonicalise a problem's reference once for a whole group of samples.
+    pub fn score_against(&self, completion: &str, reference: Option<&Canonical>) -> Score {
+        let scanned = tail(completion, self.config.max_scan_bytes);
+        let extracted = extract_with(scanned, self.config.allow_last_number);
+        let answer = extracted.as_ref().and_then(|e| canonicalize(&e.text));
+        let correct = match (&answer, reference) {
+            (Some(a), Some(r)) => a.matches(r),
+            _ => false,
+        };
+        let format_ok = extracted
+            .as_ref()
+            .is_some_and(|e| self.config.rewarded_formats.contains(&e.format));
+        let base = if correct {
+            self.config.correct_reward
+        } else {
+            self.config.incorrect_reward
+        };
+        let bonus = if format_ok {
+            self.config.format_reward
+        } else {
+            0.0
+        };
+        Score {
+            reward: base + bonus,
+            correct,
+            format_ok,
+            extracted,
+            answer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_verifier() -> MathVerifier {
+        match MathVerifier::new(VerifierConfig::default()) {
+            Ok(v) => v,
+            Err(e) => panic!("default config must be valid: {e}"),
+        }
+    }
+
+    #[test]
+    fn gsm8k_completion_is_correct() {
+        let v = default_verifier();
+        let completion = "Weng earns 12/60 = $0.2 per minute.\n\
+                          Working 50 minutes, she earned 0.2 x 50 = $10.\n#### 10";
+        let s = v.score(completion, "10");
+        assert!(s.correct);
+        assert_eq!(s.reward, 1.0);
+        assert!(s.format_ok);
+        assert_eq!(s.extracted.map(|e| e.format), Some(AnswerFormat::Hashes));
+    }
+
+    #[test]
+    fn wrong_answers_are_rejected() {
+        let v = default_verifier();
+        assert!(!v.score("so the total is\n#### 72.5", "72").correct);
+        assert_eq!(v.score("so the total is\n#### 72.5", "72").reward, 0.0);
+        assert!(
+            !v.score("The answer is \\boxed{0.33}", "\\frac{1}{3}")
+                .correct
+        );
+        assert!(!v.score("no answer at all", "72").correct);
+    }
+
+    #[test]
+    fn math_style_answers() {
+        let v = default_verifier();
+        let completion = "Three of the four outcomes work, so the probability is \
+                          $\\boxed{\\dfrac{3}{4}}$.";
+        assert!(v.score(completion, "\\frac{3}{4}").correct);
+        assert!(v.score(completion, "0.75").correct);
+        assert!(v.score("The answer is $1{,}234$.", "1234").correct);
+        assert!(v.score("Total: \\boxed{50\\%}", "50").correct);
+        assert!(v.score("\\boxed{(1, 2)}", "\\left(1,2\\right)").correct);
+    }
+
+    #[test]
+    fn format_reward_and_weights() {
+        let config = VerifierConfig {
+            correct_reward: 2.0,
+            incorrect_reward: -0.5,
+            format_reward: 0.25,
+            ..VerifierConfig::default()
+        };
+        let v = match MathVerifier::new(config) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(v.score("\\boxed{7}", "7").reward, 2.25);
+        assert_eq!(v.score("\\boxed{8}", "7").reward, -0.25);
+        let fallback = v.score("I think it is 7", "7");
+        assert!(fallback.correct && !fallback.format_ok);
+        assert_eq!(fallback.reward, 2.0);
+        assert_eq!(v.score("nothing", "7").reward, -0.5);
+    }
+
+    #[test]
+    fn rewarded_formats_can_be_restricted() {
+        let config = VerifierConfig {
+            format_reward: 0.1,
+            rewarded_formats: vec![AnswerFormat::AnswerTag],
+            allow_last_number: false,
+            ..VerifierConfig::default()
+        };
+        let v = match MathVerifier::new(config) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(v.score("<answer>7</answer>", "7").reward, 1.1);
+        assert_eq!(v.score("#### 7", "7").reward, 1.0);
+        assert_eq!(v.score("it is 7", "7").reward, 0.0);
+    }
+
+    #[test]
+    fn only_the_tail_is_scanned() {
+        let config = VerifierConfig {
+            max_scan_bytes: 64,
+            ..VerifierConfig::default()
+        };
+        let v = match MathVerifier::new(config) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        let far = format!("#### 7\n{}", "x".repeat(100));
+        assert!(!v.score(&far, "7").correct);
+        let near = format!("{}\n#### 7", "x".repeat(100));
+        assert!(v.score(&near, "7").correct);
+    }
+
+    #[test]
+    fn config_parsing_and_validation() {
+        let parsed: Result<VerifierConfig, _> =
+            serde_json::from_str(r#"{"format_reward": 0.2, "rewarded_formats": ["boxed"]}"#);
+        let parsed = match parsed {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(parsed.format_reward, 0.2);
+        assert_eq!(parsed.rewarded_formats, vec![AnswerFormat::Boxed]);
+        assert_eq!(parsed.correct_reward, 1.0);
+        assert_eq!(parsed.max_scan_bytes, 16384);
+
+        let unknown: Result<VerifierConfig, _> = serde_json::from_str(r#"{"corect_reward": 1}"#);
+        assert!(unknown.is_err());
+
+        let zero = VerifierConfig {
+            max_scan_bytes: 0,
+            ..VerifierConfig::default()
+        };
+        assert!(matches!(
+            MathVerifier::new(zero),
+            Err(EvalError::InvalidConfig {
+                field: "max_scan_bytes",
+                ..
+            })
+        ));
+        let nan = VerifierConfig {
+            format_reward: f64::NAN,
+            ..VerifierConfig::default()
+        };
+        assert!(matches!(
+            MathVerifier::new(nan),
+            Err(EvalError::InvalidConfig {
+                field: "format_reward",
+                ..
+            })
+        ));
+    }
+}
