@@ -77,8 +77,18 @@ struct BucketStats<B: Backend> {
 
 impl<B: Backend> BucketStats<B> {
     fn new(bucket: &Tensor<B, 3, Int>, mask: &Tensor<B, 3>, num_buckets: usize) -> Self {
-        let membership =
-            bucket.clone().one_hot::<4>(num_buckets).float() * mask.clone().unsqueeze_dim(3);
+        let [b, g, l] = bucket.dims();
+        let shape = [b, g, l, num_buckets];
+        let ids = Tensor::<B, 1, Int>::arange(0..num_buckets as i64, &bucket.device())
+            .reshape([1, 1, 1, num_buckets])
+            .expand(shape);
+        let membership = bucket
+            .clone()
+            .unsqueeze_dim::<4>(3)
+            .expand(shape)
+            .equal(ids)
+            .float()
+            * mask.clone().unsqueeze_dim(3);
         let count = membership.clone().sum_dims(&[1, 2]).clamp_min(1.0);
         Self { membership, count }
     }
