@@ -1,6 +1,23 @@
 //! `epgrpo-models`: the language models that epgrpo trains.
 //!
-//! This crate will hold the Llama / Qwen2 / SmolLM2 decoder (RMSNorm, rotary embeddings,
-//! grouped-query attention, SwiGLU), loading from Hugging Face safetensors directories and GGUF
-//! files, the tokenizer and chat template, the KV-cache generator that draws G answers per prompt,
-//! and LoRA adapters. It never sees rewards.
+//! Llama / Qwen2 / SmolLM2 decoders ([`Decoder`]: RMSNorm, `rotate_half` rotary embeddings,
+//! grouped-query attention, SwiGLU) configured from a Hugging Face `config.json`
+//! ([`DecoderConfig`]), loaded from HF safetensors directories ([`load_decoder`]), with a
+//! preallocated [`KvCache`] for prefill + token-by-token decoding. The crate never sees rewards.
+
+pub mod attention;
+pub mod config;
+pub mod decoder;
+pub mod error;
+pub mod kv_cache;
+pub mod load;
+pub mod mlp;
+pub mod padding;
+pub mod rope;
+
+pub use config::{Arch, DecoderConfig, RopeParameters, TokenIds};
+pub use decoder::{Decoder, DecoderLayer};
+pub use error::ModelError;
+pub use kv_cache::KvCache;
+pub use load::load_decoder;
+pub use padding::LeftPadding;

@@ -1,0 +1,108 @@
+//! `Attention`: grouped-query self-attention with HF `rotate_half` RoPE, an additive
+//! (causal + padding) bias and an optional KV cache. Parameter names follow HF checkpoints
+//! (`self_attn.{q,k,v,o}_proj`); Qwen2 gives q/k/v biases.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use crate::config::DecoderConfig;
+use crate::kv_cache::LayerCache;
+use crate::rope::{RopeTables, apply_rope};
+
+/// Multi-head self-attention whose key/value heads are shared by groups of query heads.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// `[hidden, heads * head_dim]`.
+    pub q_proj: Linear<B>,
+    /// `[hidden, kv_heads * head_dim]`.
+    pub k_proj: Linear<B>,
+    /// `[hidden, kv_heads * head_dim]`.
+    pub v_proj: Linear<B>,
+    /// `[heads * head_dim, hidden]`.
+    pub o_proj: Linear<B>,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    /// Randomly initialised attention for `config`.
+    pub fn init(config: &DecoderConfig, device: &B::Device) -> Self {
+        let (d, hd) = (config.hidden_size, config.head_dim());
+        let (heads, kv) = (config.num_attention_heads, config.num_kv_heads());
+        let qkv = |o| {
+            LinearConfig::new(d, o)
+                .with_bias(config.qkv_bias())
+                .init(device)
+        };
+        Self {
+            q_proj: qkv(heads * hd),
+            k_proj: qkv(kv * hd),
+            v_proj: qkv(kv * hd),
+            o_proj: LinearConfig::new(heads * hd, d)
+                .with_bias(config.o_bias())
+                .init(device),
+            num_heads: heads,
+            num_kv_heads: kv,
+            head_dim: hd,
+        }
+    }
+
+    /// Attends queries at cache slots `start .. start + seq` over all keys up to them.
+    ///
+    /// Without a cache `start` must be 0 and the keys are the inputs themselves.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq, hidden]`
+    /// - `rope`: tables `[batch, 1, seq, head_dim]`
+    /// - `bias`: `[batch, 1, seq, start + seq]` (0 or a large negative number)
+    /// - output: `[batch, seq, hidden]`
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        bias: Tensor<B, 4>,
+        cache: Option<(&mut LayerCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
+        let [b, t, _] = x.dims();
+        let heads = |y: Tensor<B, 3>, n: usize| y.reshape([b, t, n, self.head_dim]).swap_dims(1, 2);
+        let q = apply_rope(heads(self.q_proj.forward(x.clone()), self.num_heads), rope);
+        let k = apply_rope(
+            heads(self.k_proj.forward(x.clone()), self.num_kv_heads),
+            rope,
+        );
+        let v = heads(self.v_proj.forward(x), self.num_kv_heads);
+        let (k, v) = match cache {
+            Some((layer, start)) => layer.append(start, k, v),
+            None => (k, v),
+        };
+        let k = self.repeat_kv(k);
+        let v = self.repeat_kv(v);
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let scores = q.matmul(k.swap_dims(2, 3)) * scale + bias;
+        let context = softmax(scores, 3).matmul(v);
+        let context = context
+            .swap_dims(1, 2)
+            .reshape([b, t, self.num_heads * self.head_dim]);
+        self.o_proj.forward(context)
+    }
+
+    /// Repeats each key/value head for its group of query heads (head `h` uses `h / group`).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, kv_heads, keys, head_dim]` → `[batch, heads, keys, head_dim]`
+    fn repeat_kv(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let group = self.num_heads / self.num_kv_heads;
+        if group == 1 {
+            return x;
+        }
+        let [b, h, s, d] = x.dims();
+        x.reshape([b, h, 1, s * d])
+            .repeat_dim(2, group)
+            .reshape([b, h * group, s, d])
+    }
+}
