@@ -194,10 +194,11 @@ pub fn canonicalize(answer: &str) -> Option<Canonical> {
     if let Some(n) = parse_number(&with_text) {
         return Some(Canonical::Number(n));
     }
-    if !without_text.is_empty() && without_text != with_text {
-        if let Some(n) = parse_number(without_text) {
-            return Some(Canonical::Number(n));
-        }
+    if !without_text.is_empty()
+        && without_text != with_text
+        && let Some(n) = parse_number(without_text)
+    {
+        return Some(Canonical::Number(n));
     }
     Some(Canonical::Text(with_text.to_lowercase()))
 }
