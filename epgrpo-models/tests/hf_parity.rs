@@ -3,6 +3,7 @@
 //! batch, for Llama (tied head, GQA 4/2), the same Llama stored as BF16, and Qwen2 (q/k/v
 //! biases, GQA 4/1, separate head, sharded checkpoint).
 
+#[allow(dead_code)] // shared by several test binaries; each uses a part of it
 mod reference;
 
 use epgrpo_models::{Arch, load_decoder};
