@@ -40,17 +40,6 @@ pub enum AnswerFormat {
     LastNumber,
 }
 
-impl AnswerFormat {
-    /// Whether the model wrote the answer in an explicit answer format (anything but the
-    /// last-number fallback).
-    pub fn is_explicit(self) -> bool {
-        match self {
-            AnswerFormat::AnswerTag | AnswerFormat::Boxed | AnswerFormat::Hashes => true,
-            AnswerFormat::LastNumber => false,
-        }
-    }
-}
-
 /// An answer extracted from a completion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extracted {

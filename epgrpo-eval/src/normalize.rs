@@ -12,7 +12,8 @@
 //! * `\text{}`, `\mbox{}`, `\mathrm{}` (and bold/italic variants) are replaced by their content.
 //!   When that does not give a number, the answer is tried again with those groups dropped, so a
 //!   unit such as `5\text{ cm}` reads as `5`, while `\text{yes}` stays the text `yes`.
-//! * Numbers: optional sign (`+`, `-`), `$` signs anywhere, thousands separators (`1,234` with
+//! * Numbers: optional sign (`+`, `-`), `$` signs before or after the number (`$5`, `-$5`,
+//!   `$-5`), thousands separators (`1,234` with
 //!   groups of exactly three digits), decimals (`0.5`, `.5`), fractions `a/b` and
 //!   `\frac{a}{b}` / `\frac12`. A trailing `%` (or `\%`) is a unit and is dropped: `50\%` equals
 //!   `50`, and does **not** equal `0.5`. This keeps equivalence transitive and matches references
@@ -335,13 +336,14 @@ fn rewrite_macros(s: &str, depth: usize, with_text: &mut String, without_text: &
 
 /// Parses a whitespace-free, cleaned answer as a number.
 fn parse_number(s: &str) -> Option<Number> {
-    let s: String = s.chars().filter(|&c| c != '$').collect();
-    let s = s.strip_suffix('%').unwrap_or(&s);
+    let s = s.trim_matches('$');
+    let s = s.strip_suffix('%').unwrap_or(s).trim_end_matches('$');
     let (negative, body) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
+    let body = body.trim_start_matches('$');
     let value = if let Some(args) = body.strip_prefix("\\frac") {
         let (num, rest) = frac_argument(args)?;
         let (den, rest) = frac_argument(rest)?;
@@ -480,6 +482,9 @@ mod tests {
         assert_eq!(canonicalize("-\\frac{3}{4}"), exact(-3, 4));
         assert_eq!(canonicalize("\\frac{-3}{4}"), exact(-3, 4));
         assert_eq!(canonicalize("72."), exact(72, 1));
+        assert_eq!(canonicalize("-\\$5"), exact(-5, 1));
+        assert_eq!(canonicalize("\\$-5"), exact(-5, 1));
+        assert_eq!(canonicalize("5$5"), Some(Canonical::Text("5$5".into())));
     }
 
     #[test]
@@ -513,6 +518,9 @@ mod tests {
         assert!(!answers_match("12", "(1,2)"));
         assert!(!answers_match("2x=10", "10"));
         assert!(!answers_match("", ""));
+        assert!(!answers_match("2\\frac{1}{2}", "2.5"));
+        assert!(!answers_match("\\sqrt2", "\\sqrt{2}"));
+        assert!(!answers_match("5 cm", "5"));
     }
 
     #[test]

@@ -132,6 +132,16 @@ impl MathVerifier {
         self.score_against(completion, reference.as_ref())
     }
 
+    /// Scores a group of completions (e.g. the samples of one prompt) against one reference,
+    /// canonicalising the reference once.
+    pub fn score_group<S: AsRef<str>>(&self, completions: &[S], reference: &str) -> Vec<Score> {
+        let reference = canonicalize(tail(reference, self.config.max_scan_bytes));
+        completions
+            .iter()
+            .map(|c| self.score_against(c.as_ref(), reference.as_ref()))
+            .collect()
+    }
+
     /// Scores `completion` against an already canonicalised reference (`None` matches nothing).
     ///
     /// Use this to canonicalise a problem's reference once for a whole group of samples.
@@ -211,6 +221,23 @@ mod tests {
         assert!(v.score("The answer is $1{,}234$.", "1234").correct);
         assert!(v.score("Total: \\boxed{50\\%}", "50").correct);
         assert!(v.score("\\boxed{(1, 2)}", "\\left(1,2\\right)").correct);
+    }
+
+    #[test]
+    fn group_scoring_matches_single_scoring() {
+        let v = default_verifier();
+        let group = [
+            "#### 18",
+            "She makes 9 * 2 = $18 every day.",
+            "\\boxed{16}",
+            "",
+        ];
+        let scores = v.score_group(&group, "18");
+        let rewards: Vec<f64> = scores.iter().map(|s| s.reward).collect();
+        assert_eq!(rewards, vec![1.0, 1.0, 0.0, 0.0]);
+        for (completion, score) in group.iter().zip(&scores) {
+            assert_eq!(&v.score(completion, "18"), score);
+        }
     }
 
     #[test]
