@@ -1,7 +1,7 @@
 //! Token weights from entropy: EP-GRPO's soft gate (E2–E3) and the hard top-ρ entropy mask of
 //! the "80/20" baseline.
 
-use burn::tensor::{Tensor, activation::sigmoid, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 
 /// E2–E3: W_{i,t} = σ(γ · (H_{i,t} − μ_H) / (σ_H + ε_H)), with μ_H and the population σ_H taken
 /// over the valid tokens of all G responses of the group. Padding gets W = 0.
@@ -19,7 +19,8 @@ pub fn entropy_gate<B: Backend>(
     let centred = entropy - mean;
     let var = (centred.clone().powi_scalar(2) * mask.clone()).sum_dims(&[1, 2]) / count;
     let z = centred / var.sqrt().add_scalar(eps_entropy);
-    sigmoid(z.mul_scalar(gamma)) * mask
+    // σ(x) = 1 / (1 + e^(−x)), written out: Burn's `sigmoid` rounds through f32.
+    z.mul_scalar(-gamma).exp().add_scalar(1.0).recip() * mask
 }
 
 /// The "Beyond 80/20" mask: 1 on valid tokens whose entropy is at or above the (1 − ρ) quantile
