@@ -3,21 +3,26 @@
 //! Llama / Qwen2 / SmolLM2 decoders ([`Decoder`]: RMSNorm, `rotate_half` rotary embeddings,
 //! grouped-query attention, SwiGLU) configured from a Hugging Face `config.json`
 //! ([`DecoderConfig`]), loaded from HF safetensors directories ([`load_decoder`]), with a
-//! preallocated [`KvCache`] for prefill + token-by-token decoding. The crate never sees rewards.
+//! preallocated [`KvCache`] for prefill + token-by-token decoding, and batched sampling of G
+//! completions per prompt ([`generate()`]). The crate never sees rewards.
 
 pub mod attention;
 pub mod config;
 pub mod decoder;
 pub mod error;
+pub mod generate;
 pub mod kv_cache;
 pub mod load;
 pub mod mlp;
 pub mod padding;
 pub mod rope;
+pub mod sampling;
 
 pub use config::{Arch, DecoderConfig, RopeParameters, TokenIds};
 pub use decoder::{Decoder, DecoderLayer};
 pub use error::ModelError;
+pub use generate::{Completion, FinishReason, GenerateError, GenerationConfig, generate};
 pub use kv_cache::KvCache;
 pub use load::load_decoder;
 pub use padding::LeftPadding;
+pub use sampling::{Draw, Sampling, SequenceRng};
