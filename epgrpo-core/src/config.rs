@@ -135,9 +135,6 @@ pub struct AlgorithmConfig {
     /// Responses sampled per prompt, G. Default 8 (EP-GRPO paper). Must be ≥ 2 for the
     /// outcome-only methods, whose advantages are all zero with one response.
     pub group_size: usize,
-    /// Sampling temperature T_s; logits are divided by it before log-probs and entropies (E1).
-    /// Default 1.0.
-    pub temperature: f64,
     /// γ, sharpness of the entropy gate W = σ(γ z) (E3). Default 1.0; 0 gives W ≡ 0.5.
     pub gamma: f64,
     /// λ, scale of the implicit process signal s = λ (lp_old − lp_ref) (E6). Default 1.0.
@@ -188,7 +185,6 @@ impl Default for AlgorithmConfig {
         Self {
             name: Algorithm::EpGrpo,
             group_size: 8,
-            temperature: 1.0,
             gamma: 1.0,
             lambda: 1.0,
             alpha: 1.0,
@@ -230,7 +226,6 @@ impl AlgorithmConfig {
             }
         };
         let finite = [
-            ("temperature", self.temperature),
             ("gamma", self.gamma),
             ("lambda", self.lambda),
             ("alpha", self.alpha),
@@ -243,13 +238,6 @@ impl AlgorithmConfig {
                 format!("algorithm.{field} must be a finite number (got {value})"),
             );
         }
-        check(
-            self.temperature > 0.0,
-            format!(
-                "algorithm.temperature must be > 0 (got {})",
-                self.temperature
-            ),
-        );
         check(
             self.gamma >= 0.0,
             format!("algorithm.gamma must be ≥ 0 (got {})", self.gamma),
