@@ -154,7 +154,7 @@ impl DecoderConfig {
                 return Err(bad(field, "must be at least 1".to_string()));
             }
         }
-        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(bad(
                 "hidden_size",
                 format!(
@@ -164,13 +164,13 @@ impl DecoderConfig {
             ));
         }
         let head_dim = self.head_dim();
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(bad(
                 "head_dim",
                 format!("{head_dim} must be even and positive (RoPE)"),
             ));
         }
-        if self.num_attention_heads % self.num_kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.num_kv_heads()) {
             return Err(bad(
                 "num_key_value_heads",
                 format!(
@@ -180,13 +180,13 @@ impl DecoderConfig {
                 ),
             ));
         }
-        if !(self.rms_norm_eps > 0.0) {
+        if self.rms_norm_eps.is_nan() || self.rms_norm_eps <= 0.0 {
             return Err(bad(
                 "rms_norm_eps",
                 format!("{} must be positive", self.rms_norm_eps),
             ));
         }
-        if !(self.rope_theta > 0.0) {
+        if self.rope_theta.is_nan() || self.rope_theta <= 0.0 {
             return Err(bad(
                 "rope_theta",
                 format!("{} must be positive", self.rope_theta),

@@ -127,13 +127,16 @@ fn sample_truncated(
         .iter()
         .fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x) / t));
     let weight = |i: usize| (f64::from(logits[i]) / t - max).exp();
+    // Most likely first; ties keep the lower id first.
+    let by_likelihood = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
     let mut candidates: Vec<usize> = (0..logits.len()).collect();
-    if top_k.is_some() || top_p.is_some() {
-        // Most likely first; ties keep the lower id first.
-        candidates.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    }
-    if let Some(k) = top_k {
+    if let Some(k) = top_k.filter(|&k| k < candidates.len()) {
+        // Partition out the k most likely tokens before sorting only those.
+        candidates.select_nth_unstable_by(k.max(1) - 1, by_likelihood);
         candidates.truncate(k.max(1));
+    }
+    if top_k.is_some() || top_p.is_some() {
+        candidates.sort_by(by_likelihood);
     }
     let mut weights: Vec<f64> = candidates.iter().map(|&i| weight(i)).collect();
     if let Some(p) = top_p {
@@ -200,6 +203,8 @@ mod tests {
             // p(1) + p(2) ≈ 0.91 ≥ 0.9, so tokens 0 and 3 are cut.
             assert!(matches!(head.draw(&logits, &mut rng).token, 1 | 2));
         }
+        // At temperature 5 both of the two most likely tokens occur, and only they do.
+        assert_eq!(seen, [false, true, true, false]);
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn teacher_forced_logprobs(
         .map(|&t| i64::from(t))
         .collect();
     let logits = model.forward(
-        tokens_tensor(&[row.clone()], &device),
+        tokens_tensor(std::slice::from_ref(&row), &device),
         &LeftPadding::none(1),
     );
     let logp = log_softmax(logits / temperature, 2);
@@ -91,7 +91,7 @@ fn greedy_generation_is_deterministic_and_follows_full_forward_argmax() {
             .map(|&t| i64::from(t))
             .collect();
         let logits = model.forward(
-            tokens_tensor(&[row.clone()], &device),
+            tokens_tensor(std::slice::from_ref(&row), &device),
             &LeftPadding::none(1),
         );
         let [_, t, v] = logits.dims();

@@ -69,8 +69,8 @@ pub fn max_abs_diff(got: &[f32], want: &[f32], shape: [usize; 3], pad: &[usize])
     assert_eq!(got.len(), b * t * v);
     assert_eq!(want.len(), b * t * v);
     let mut worst = 0.0f32;
-    for row in 0..b {
-        for pos in pad[row]..t {
+    for (row, &first) in pad.iter().enumerate().take(b) {
+        for pos in first..t {
             let at = (row * t + pos) * v;
             for i in at..at + v {
                 let d = (got[i] - want[i]).abs();
