@@ -197,7 +197,14 @@ mod tests {
             top_k: None,
             top_p: Some(0.9),
         };
+        let k2 = Sampling::Random {
+            temperature: 5.0,
+            top_k: Some(2),
+            top_p: None,
+        };
+        let mut seen = [false; 4];
         for _ in 0..200 {
+            seen[k2.draw(&logits, &mut rng).token as usize] = true;
             assert_eq!(k1.draw(&logits, &mut rng).token, 1);
             assert_eq!(small_p.draw(&logits, &mut rng).token, 1);
             // p(1) + p(2) ≈ 0.91 ≥ 0.9, so tokens 0 and 3 are cut.
