@@ -1,7 +1,122 @@
-//! `epgrpo-kernels`: fused CubeCL kernels for the EP-GRPO hot path.
+//! `epgrpo-kernels`: fused kernels for the EP-GRPO hot path.
 //!
-//! This crate will hold the backend-extension trait through which `epgrpo-core` reaches the fused
-//! per-token log-prob + entropy kernel, the progress-bucket kernel and the token-weight kernel, a
-//! CubeCL implementation for the GPU backends (CUDA, wgpu) and a plain-Burn fallback for the CPU
-//! backend. Until the kernels land, `epgrpo-core` computes the same quantities with ordinary Burn
-//! tensor operations.
+//! [`KernelBackend`] is a Burn backend extension. Model and loss code calls the Tensor-level
+//! wrappers below ([`token_logp_entropy`], [`token_logp_entropy_grad`]); the backend decides how
+//! the work is done:
+//!
+//! | backend | implementation |
+//! |---|---|
+//! | `CubeBackend<R, F, I, BT>` (wgpu, CUDA; feature `wgpu` / `cuda`) | CubeCL kernels in `cube/` |
+//! | `NdArray` (always built) | plain Burn tensor ops from [`reference`] |
+//! | `Autodiff<B, C>` | the inner backend's forward plus a hand-written backward node |
+//!
+//! # E1 semantics (all implementations)
+//!
+//! With `z = logits / T`: `logp = z[target] − logsumexp(z)`, `H = −Σ_v p_v log p_v`,
+//! `p = softmax(z)`. Terms with `p_v = 0` (including `-inf` logits) count 0 in `H`.
+//! A *masked row* (every logit `-inf`) gives `logp = 0`, `H = 0`, a log-normaliser of `-inf` and
+//! a zero gradient, so padding rows never produce NaN. Preconditions: `V ≥ 1`, targets in
+//! `[0, V)`, no `+inf` or NaN logits, `T > 0`.
+//!
+//! Fusion must stay off for the CubeCL backends: a `Fusion<CubeBackend>` does not implement
+//! [`KernelBackend`] (see `docs/kernels.md`).
+
+pub mod reference;
+
+mod autodiff;
+mod cpu;
+#[cfg(feature = "cube")]
+mod cube;
+
+use burn::tensor::{
+    Int, Tensor, TensorPrimitive,
+    backend::Backend,
+    ops::{FloatTensor, IntTensor},
+};
+
+/// Per-row results of the E1 forward pass, as backend primitives (`[N]` each).
+#[derive(Debug, Clone)]
+pub struct TokenStats<B: Backend> {
+    /// Log-probability of the target token under `softmax(logits / T)`; 0 for masked rows.
+    pub logp: FloatTensor<B>,
+    /// Entropy of `softmax(logits / T)` in nats; 0 for masked rows.
+    pub entropy: FloatTensor<B>,
+    /// `logsumexp(logits / T)`; `-inf` for masked rows. Saved for the backward pass.
+    pub log_normalizer: FloatTensor<B>,
+}
+
+/// Backend extension for the fused EP-GRPO kernels.
+///
+/// Temperatures are passed as `f32` because the kernels compute in the logits' float type.
+pub trait KernelBackend: Backend {
+    /// E1 forward: target log-prob, entropy and log-normaliser per row of `logits` `[N, V]`
+    /// with `targets` `[N]`, after dividing the logits by `temperature`.
+    fn token_stats(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        temperature: f32,
+    ) -> TokenStats<Self>;
+
+    /// E1 backward: gradient `[N, V]` with respect to the (unscaled) logits of
+    /// `grad_logp · logp + grad_entropy · H`, i.e. per element
+    /// `(grad_logp (onehot − p) − grad_entropy · p (log p + H)) / T`.
+    ///
+    /// `log_normalizer` and `entropy` are the forward results of [`KernelBackend::token_stats`];
+    /// `grad_logp` and `grad_entropy` are `[N]`.
+    #[allow(clippy::too_many_arguments)]
+    fn token_stats_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        log_normalizer: FloatTensor<Self>,
+        entropy: FloatTensor<Self>,
+        grad_logp: FloatTensor<Self>,
+        grad_entropy: FloatTensor<Self>,
+        temperature: f32,
+    ) -> FloatTensor<Self>;
+}
+
+fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// E1, fused: `(logp [N], entropy [N])` of `logits [N, V]` at temperature `T`, with
+/// `targets [N]` (see the crate docs for masked rows).
+///
+/// Differentiable with respect to `logits` on an autodiff backend; the backward pass recomputes
+/// the softmax on the fly instead of storing an `[N, V]` buffer.
+pub fn token_logp_entropy<B: KernelBackend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    temperature: f64,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let stats = B::token_stats(
+        logits.into_primitive().tensor(),
+        targets.into_primitive(),
+        temperature as f32,
+    );
+    (float(stats.logp), float(stats.entropy))
+}
+
+/// E1 backward without autodiff: gradient `[N, V]` of `Σ_n grad_logp[n] · logp[n] +
+/// grad_entropy[n] · H[n]` with respect to `logits`, recomputing the forward statistics first.
+pub fn token_logp_entropy_grad<B: KernelBackend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    temperature: f64,
+    grad_logp: Tensor<B, 1>,
+    grad_entropy: Tensor<B, 1>,
+) -> Tensor<B, 2> {
+    let logits = logits.into_primitive().tensor();
+    let targets = targets.into_primitive();
+    let temperature = temperature as f32;
+    let stats = B::token_stats(logits.clone(), targets.clone(), temperature);
+    float(B::token_stats_backward(
+        logits,
+        targets,
+        stats.log_normalizer,
+        stats.entropy,
+        grad_logp.into_primitive().tensor(),
+        grad_entropy.into_primitive().tensor(),
+        temperature,
+    ))
+}

@@ -1,0 +1,149 @@
+//! [`KernelBackend`] for `Autodiff<B, C>`: the inner backend's fused forward plus one
+//! hand-written backward node for E1.
+//!
+//! `logp` and `H` come from a single graph node whose output is the `[N, 2]` stack
+//! `[logp | H]`; the two public outputs are column slices of it, so when a loss uses both, their
+//! upstream gradients arrive together and one backward call (one kernel launch on CubeCL
+//! backends) produces the `[N, V]` logits gradient. Nothing of size `[N, V]` is kept between
+//! forward and backward besides the logits themselves (checkpointed).
+
+use burn::backend::{
+    Autodiff,
+    autodiff::{
+        NodeId,
+        checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+        grads::Gradients,
+        ops::{Backward, Ops, OpsKind},
+    },
+};
+use burn::tensor::{
+    Tensor,
+    backend::{AutodiffBackend, Backend},
+    ops::{FloatTensor, IntTensor},
+};
+
+use crate::{KernelBackend, TokenStats, float};
+
+/// Backward node of E1: `d(g_lp · logp + g_H · H)/d logits`.
+#[derive(Debug)]
+struct TokenStatsBackward;
+
+/// What the backward pass needs besides the checkpointed logits.
+#[derive(Debug, Clone)]
+struct TokenStatsState<B: Backend> {
+    logits: NodeId,
+    targets: IntTensor<B>,
+    log_normalizer: FloatTensor<B>,
+    entropy: FloatTensor<B>,
+    temperature: f32,
+}
+
+impl<B: KernelBackend> Backward<B, 1> for TokenStatsBackward {
+    type State = TokenStatsState<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [parent] = ops.parents;
+        let grad: Tensor<B, 2> = float(grads.consume::<B>(&ops.node));
+        let Some(parent) = parent else {
+            return;
+        };
+        let state = ops.state;
+        let logits: FloatTensor<B> = checkpointer.retrieve_node_output(state.logits);
+        let grad_logp = grad.clone().narrow(1, 0, 1).squeeze_dim::<1>(1);
+        let grad_entropy = grad.narrow(1, 1, 1).squeeze_dim::<1>(1);
+        let grad_logits = B::token_stats_backward(
+            logits,
+            state.targets,
+            state.log_normalizer,
+            state.entropy,
+            grad_logp.into_primitive().tensor(),
+            grad_entropy.into_primitive().tensor(),
+            state.temperature,
+        );
+        grads.register::<B>(parent.id, grad_logits);
+    }
+}
+
+impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
+    /// Tracks `logp` and `entropy`; `log_normalizer` is returned as a constant (no gradient).
+    fn token_stats(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        temperature: f32,
+    ) -> TokenStats<Self> {
+        let prep = TokenStatsBackward
+            .prepare::<C>([logits.node.clone()])
+            .compute_bound()
+            .stateful();
+        match prep {
+            OpsKind::Tracked(mut prep) => {
+                let logits_id = prep.checkpoint(&logits);
+                let inner = B::token_stats(logits.primitive, targets.clone(), temperature);
+                let stacked: Tensor<B, 2> = Tensor::stack(
+                    vec![
+                        float::<B, 1>(inner.logp),
+                        float::<B, 1>(inner.entropy.clone()),
+                    ],
+                    1,
+                );
+                let state = TokenStatsState {
+                    logits: logits_id,
+                    targets,
+                    log_normalizer: inner.log_normalizer.clone(),
+                    entropy: inner.entropy,
+                    temperature,
+                };
+                let stacked: Tensor<Self, 2> =
+                    float(prep.finish(state, stacked.into_primitive().tensor()));
+                TokenStats {
+                    logp: column(stacked.clone(), 0),
+                    entropy: column(stacked, 1),
+                    log_normalizer: Self::from_inner(inner.log_normalizer),
+                }
+            }
+            OpsKind::UnTracked(prep) => {
+                let inner = B::token_stats(logits.primitive, targets, temperature);
+                TokenStats {
+                    logp: prep.finish(inner.logp),
+                    entropy: Self::from_inner(inner.entropy),
+                    log_normalizer: Self::from_inner(inner.log_normalizer),
+                }
+            }
+        }
+    }
+
+    /// Runs the inner backend's backward; the result is a constant (no second-order graph).
+    fn token_stats_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        log_normalizer: FloatTensor<Self>,
+        entropy: FloatTensor<Self>,
+        grad_logp: FloatTensor<Self>,
+        grad_entropy: FloatTensor<Self>,
+        temperature: f32,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::token_stats_backward(
+            logits.primitive,
+            targets,
+            log_normalizer.primitive,
+            entropy.primitive,
+            grad_logp.primitive,
+            grad_entropy.primitive,
+            temperature,
+        ))
+    }
+}
+
+/// Column `index` of an `[N, 2]` autodiff tensor as an `[N]` primitive (a tracked slice).
+fn column<B: Backend>(stacked: Tensor<B, 2>, index: usize) -> FloatTensor<B> {
+    stacked
+        .narrow(1, index, 1)
+        .squeeze_dim::<1>(1)
+        .into_primitive()
+        .tensor()
+}

@@ -1,0 +1,59 @@
+//! [`KernelBackend`] for the CPU backend (NdArray): the plain-Burn formulas of
+//! [`crate::reference`], which materialise `[N, V]` intermediates.
+
+use burn::backend::{
+    NdArray,
+    ndarray::{FloatNdArrayElement, IntNdArrayElement, NdArrayTensor, QuantElement, SharedArray},
+};
+use burn::tensor::{
+    Tensor,
+    ops::{FloatTensor, IntTensor},
+};
+
+use crate::{KernelBackend, TokenStats, float, reference};
+
+impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> KernelBackend
+    for NdArray<E, I, Q>
+where
+    NdArrayTensor: From<SharedArray<E>>,
+    NdArrayTensor: From<SharedArray<I>>,
+{
+    fn token_stats(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        temperature: f32,
+    ) -> TokenStats<Self> {
+        let (logp, entropy, log_normalizer) = reference::token_stats::<Self>(
+            float(logits),
+            Tensor::from_primitive(targets),
+            f64::from(temperature),
+        );
+        TokenStats {
+            logp: logp.into_primitive().tensor(),
+            entropy: entropy.into_primitive().tensor(),
+            log_normalizer: log_normalizer.into_primitive().tensor(),
+        }
+    }
+
+    fn token_stats_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        log_normalizer: FloatTensor<Self>,
+        entropy: FloatTensor<Self>,
+        grad_logp: FloatTensor<Self>,
+        grad_entropy: FloatTensor<Self>,
+        temperature: f32,
+    ) -> FloatTensor<Self> {
+        reference::token_stats_backward::<Self>(
+            float(logits),
+            Tensor::from_primitive(targets),
+            float(log_normalizer),
+            float(entropy),
+            float(grad_logp),
+            float(grad_entropy),
+            f64::from(temperature),
+        )
+        .into_primitive()
+        .tensor()
+    }
+}
