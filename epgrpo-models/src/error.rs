@@ -40,6 +40,24 @@ pub enum ModelError {
         /// The parser's description of the problem.
         reason: String,
     },
+    /// The GGUF container is malformed or of an unsupported version.
+    #[error("{file}: invalid GGUF file: {reason}")]
+    Gguf {
+        /// The GGUF file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A GGUF metadata key the config needs is absent or of the wrong type.
+    #[error("{file}: metadata `{key}` is missing or not a {expected}")]
+    MissingMetadata {
+        /// The GGUF file.
+        file: PathBuf,
+        /// The metadata key.
+        key: String,
+        /// The kind of value that was needed.
+        expected: &'static str,
+    },
     /// A tensor the config requires is absent.
     #[error("{file}: missing tensor `{tensor}`")]
     MissingTensor {

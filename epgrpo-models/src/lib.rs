@@ -23,6 +23,6 @@ pub use decoder::{Decoder, DecoderLayer};
 pub use error::ModelError;
 pub use generate::{Completion, FinishReason, GenerateError, GenerationConfig, generate};
 pub use kv_cache::KvCache;
-pub use load::load_decoder;
+pub use load::{load_decoder, load_gguf};
 pub use padding::LeftPadding;
 pub use sampling::{Draw, Sampling, SequenceRng};

@@ -2,6 +2,7 @@
 //! safetensors). HF names map one to one onto the decoder's fields; Linear weights are
 //! transposed from PyTorch's `[out, in]` to Burn's `[in, out]`. Every tensor the config implies
 //! must be present with the implied shape, and every tensor of the checkpoint must be used.
+//! [`decoder_from_source`] is shared with the GGUF loader.
 
 use std::path::Path;
 
@@ -14,6 +15,7 @@ use crate::config::DecoderConfig;
 use crate::decoder::{Decoder, DecoderLayer};
 use crate::error::ModelError;
 use crate::load::safetensors::SafetensorsSource;
+use crate::load::source::TensorSource;
 use crate::mlp::Mlp;
 use crate::rope::RotaryEmbedding;
 
@@ -33,9 +35,9 @@ pub fn load_decoder<B: Backend>(
 }
 
 /// Builds a decoder from the tensors of `source` (which records what was taken).
-pub fn decoder_from_source<B: Backend>(
+pub fn decoder_from_source<B: Backend, S: TensorSource>(
     config: &DecoderConfig,
-    source: &mut SafetensorsSource,
+    source: &mut S,
     device: &B::Device,
 ) -> Result<Decoder<B>, ModelError> {
     let (d, v) = (config.hidden_size, config.vocab_size);
@@ -63,12 +65,12 @@ pub fn decoder_from_source<B: Backend>(
 }
 
 /// Turns named checkpoint tensors into Burn modules.
-struct Loader<'a, B: Backend> {
-    source: &'a mut SafetensorsSource,
+struct Loader<'a, B: Backend, S: TensorSource> {
+    source: &'a mut S,
     device: &'a B::Device,
 }
 
-impl<B: Backend> Loader<'_, B> {
+impl<B: Backend, S: TensorSource> Loader<'_, B, S> {
     fn take<const D: usize>(
         &mut self,
         name: &str,

@@ -10,6 +10,7 @@ use safetensors::tensor::{Dtype, Metadata, SafeTensors};
 use serde::Deserialize;
 
 use crate::error::ModelError;
+use crate::load::source::{HostTensor, TensorSource};
 
 /// Name of a single-file checkpoint inside a model directory.
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -38,15 +39,6 @@ pub struct SafetensorsSource {
     shards: Vec<Shard>,
     location: HashMap<String, usize>,
     untaken: BTreeSet<String>,
-}
-
-/// A tensor converted to f32, row-major, with its shape.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostTensor {
-    /// Values, row-major.
-    pub values: Vec<f32>,
-    /// Shape as stored.
-    pub shape: Vec<usize>,
 }
 
 impl SafetensorsSource {
@@ -125,8 +117,15 @@ impl SafetensorsSource {
         self.location.contains_key(name)
     }
 
+    /// Names that were never taken, sorted.
+    pub fn untaken(&self) -> Vec<String> {
+        self.untaken.iter().cloned().collect()
+    }
+}
+
+impl TensorSource for SafetensorsSource {
     /// Takes tensor `name`, requires shape `expected` and converts it to f32.
-    pub fn take(&mut self, name: &str, expected: &[usize]) -> Result<HostTensor, ModelError> {
+    fn take(&mut self, name: &str, expected: &[usize]) -> Result<HostTensor, ModelError> {
         let shard = match self.location.get(name) {
             Some(&i) => &self.shards[i],
             None => {
@@ -142,17 +141,12 @@ impl SafetensorsSource {
     }
 
     /// Marks `name` as used without reading it (e.g. a tied `lm_head.weight` copy).
-    pub fn skip(&mut self, name: &str) {
+    fn skip(&mut self, name: &str) {
         self.untaken.remove(name);
     }
 
-    /// Names that were never taken, sorted.
-    pub fn untaken(&self) -> Vec<String> {
-        self.untaken.iter().cloned().collect()
-    }
-
     /// Fails with [`ModelError::UnusedTensors`] if any tensor was never taken.
-    pub fn finish(self) -> Result<(), ModelError> {
+    fn finish(self) -> Result<(), ModelError> {
         if self.untaken.is_empty() {
             Ok(())
         } else {
