@@ -2,7 +2,8 @@
 //!
 //! Llama / Qwen2 / SmolLM2 decoders ([`Decoder`]: RMSNorm, `rotate_half` rotary embeddings,
 //! grouped-query attention, SwiGLU) configured from a Hugging Face `config.json`
-//! ([`DecoderConfig`]), loaded from HF safetensors directories ([`load_decoder`]), with a
+//! ([`DecoderConfig`]), loaded from HF safetensors directories ([`load_decoder`]) or llama.cpp
+//! GGUF files ([`load_gguf`]), with a
 //! preallocated [`KvCache`] for prefill + token-by-token decoding, and batched sampling of G
 //! completions per prompt ([`generate()`]). The crate never sees rewards.
 
