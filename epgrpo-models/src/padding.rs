@@ -76,8 +76,10 @@ impl LeftPadding {
     }
 
     /// Additive attention bias for queries at slots `offset .. offset + seq` over keys at slots
-    /// `0 .. offset + seq`: 0 where the key is at or before the query and is not filler,
-    /// [`MASKED_SCORE`] elsewhere.
+    /// `0 .. offset + seq`: 0 where the key is at or before the query and is not filler, at
+    /// most [`MASKED_SCORE`] elsewhere. Built on the device from a causal `[seq, keys]` part
+    /// and a per-row `[batch, keys]` filler part, so the host never writes `batch·seq·keys`
+    /// values.
     ///
     /// # Shapes
     /// - output: `[batch, 1, seq, offset + seq]`
@@ -88,16 +90,21 @@ impl LeftPadding {
         device: &B::Device,
     ) -> Tensor<B, 4> {
         let keys = offset + seq;
-        let mut bias = Vec::with_capacity(self.pad.len() * seq * keys);
-        for &p in &self.pad {
-            for q in offset..offset + seq {
-                bias.extend((0..keys).map(|k| if k <= q && k >= p { 0.0 } else { MASKED_SCORE }));
-            }
-        }
-        Tensor::from_data(
-            TensorData::new(bias, [self.pad.len(), 1, seq, keys]),
+        let masked = |hidden: bool| if hidden { MASKED_SCORE } else { 0.0 };
+        let causal: Vec<f32> = (offset..keys)
+            .flat_map(|q| (0..keys).map(move |k| masked(k > q)))
+            .collect();
+        let filler: Vec<f32> = self
+            .pad
+            .iter()
+            .flat_map(|&p| (0..keys).map(move |k| masked(k < p)))
+            .collect();
+        let causal = Tensor::<B, 4>::from_data(TensorData::new(causal, [1, 1, seq, keys]), device);
+        let filler = Tensor::<B, 4>::from_data(
+            TensorData::new(filler, [self.pad.len(), 1, 1, keys]),
             device,
-        )
+        );
+        causal + filler
     }
 }
 
