@@ -143,3 +143,67 @@ fn f16_checkpoint_equals_f32_checkpoint_of_the_rounded_values() {
     // Rounding to f16 did change the model, so the comparison above is not vacuous.
     assert_ne!(a, f32_logits);
 }
+
+/// A copy of the sharded Qwen2 fixture in a fresh directory.
+fn sharded_copy(test: &str) -> PathBuf {
+    let src = fixture_dir("qwen2");
+    let dir = std::env::temp_dir().join(format!("epgrpo-models-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn missing_shard_names_the_shard_file() {
+    let dir = sharded_copy("missing-shard");
+    let shard = dir.join("model-00002-of-00003.safetensors");
+    std::fs::remove_file(&shard).unwrap();
+    match load_err(&dir) {
+        ModelError::Io { file, .. } => assert_eq!(file, shard),
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn index_entry_pointing_at_the_wrong_shard_is_a_missing_tensor() {
+    let dir = sharded_copy("wrong-shard");
+    let index_path = dir.join("model.safetensors.index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    let map = index["weight_map"].as_object_mut().unwrap();
+    let first = map["model.embed_tokens.weight"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = map
+        .values()
+        .find(|f| f.as_str() != Some(first.as_str()))
+        .unwrap()
+        .clone();
+    map.insert("model.embed_tokens.weight".into(), other.clone());
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    match load_err(&dir) {
+        ModelError::MissingTensor { file, tensor } => {
+            assert_eq!(tensor, "model.embed_tokens.weight");
+            assert_eq!(file, dir.join(other.as_str().unwrap()));
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn config_without_a_required_field_names_file_and_field() {
+    let dir = model_dir("no-hidden", &fixture_tensors(), |c| {
+        c.replace("\"hidden_size\": 64,", "")
+    });
+    let err = load_err(&dir);
+    let msg = err.to_string();
+    assert!(matches!(err, ModelError::Json { .. }), "{msg}");
+    assert!(
+        msg.contains("config.json") && msg.contains("hidden_size"),
+        "{msg}"
+    );
+}
