@@ -40,11 +40,16 @@ pub(crate) fn token_stats_kernel<F: Float, I: Numeric>(
         terminate!();
     }
     let tid = UNIT_POS_X as usize;
+    // Runtime copy of `block` for loop counters (comptime values cannot be mutated).
+    let step = CUBE_DIM_X as usize;
     let vocab = logits.shape(1);
     let base = row * vocab;
     let inv_t = F::cast_from(inv_temperature);
     let zero = F::new(0.0);
     let one = F::new(1.0);
+    // `z > lowest` is false only for -inf (and the lowest finite value, whose p is 0 next to
+    // any ordinary logit); comparisons avoid an infinity constant.
+    let lowest = F::min_value();
 
     // Per-thread online pass over z = logit / T.
     let mut m = zero;
@@ -55,7 +60,7 @@ pub(crate) fn token_stats_kernel<F: Float, I: Numeric>(
         let z = logits[base + v] * inv_t;
         if s == zero {
             // First finite logit of this thread; -inf logits (p = 0) are skipped.
-            if !z.is_inf() {
+            if z > lowest {
                 m = z;
                 s = one;
             }
@@ -74,7 +79,7 @@ pub(crate) fn token_stats_kernel<F: Float, I: Numeric>(
                 t += e * d;
             }
         }
-        v += block;
+        v += step;
     }
 
     let mut sm_m = SharedMemory::<F>::new(block);
@@ -86,7 +91,7 @@ pub(crate) fn token_stats_kernel<F: Float, I: Numeric>(
     sync_cube();
 
     // Tree merge of (m, s, t) states.
-    let mut stride = block / 2;
+    let mut stride = step / 2;
     while stride > 0 {
         if tid < stride {
             let s2 = sm_s[tid + stride];
@@ -148,22 +153,23 @@ pub(crate) fn token_stats_backward_kernel<F: Float, I: Numeric>(
     grad_entropy: &Tensor<F>,
     grad_logits: &mut Tensor<F>,
     inv_temperature: f32,
-    #[comptime] block: usize,
     #[define(F, I)] _dtypes: [StorageType; 2],
 ) {
     let row = cube_row();
     if row >= logits.shape(0) {
         terminate!();
     }
+    let step = CUBE_DIM_X as usize;
     let vocab = logits.shape(1);
     let base = row * vocab;
     let zero = F::new(0.0);
     let lse = log_normalizer[row];
     let mut v = UNIT_POS_X as usize;
-    if lse.is_inf() {
+    if lse < F::min_value() {
+        // Masked row (log-normaliser -inf).
         while v < vocab {
             grad_logits[base + v] = zero;
-            v += block;
+            v += step;
         }
     } else {
         let inv_t = F::cast_from(inv_temperature);
@@ -182,7 +188,7 @@ pub(crate) fn token_stats_backward_kernel<F: Float, I: Numeric>(
                 g += g_lp;
             }
             grad_logits[base + v] = g;
-            v += block;
+            v += step;
         }
     }
 }

@@ -123,7 +123,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
             into_contiguous(grad_entropy).into_tensor_arg(),
             grad_logits.clone().into_tensor_arg(),
             1.0 / temperature,
-            block,
             dtypes,
         );
         grad_logits
