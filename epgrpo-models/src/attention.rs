@@ -1,26 +1,28 @@
 //! `Attention`: grouped-query self-attention with HF `rotate_half` RoPE, an additive
 //! (causal + padding) bias and an optional KV cache. Parameter names follow HF checkpoints
-//! (`self_attn.{q,k,v,o}_proj`); Qwen2 gives q/k/v biases.
+//! (`self_attn.{q,k,v,o}_proj`); Qwen2 gives q/k/v biases. Each projection may carry a LoRA
+//! adapter ([`LoraLinear`]).
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use crate::config::DecoderConfig;
 use crate::kv_cache::LayerCache;
+use crate::lora::LoraLinear;
 use crate::rope::{RopeTables, apply_rope};
 
 /// Multi-head self-attention whose key/value heads are shared by groups of query heads.
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
     /// `[hidden, heads * head_dim]`.
-    pub q_proj: Linear<B>,
+    pub q_proj: LoraLinear<B>,
     /// `[hidden, kv_heads * head_dim]`.
-    pub k_proj: Linear<B>,
+    pub k_proj: LoraLinear<B>,
     /// `[hidden, kv_heads * head_dim]`.
-    pub v_proj: Linear<B>,
+    pub v_proj: LoraLinear<B>,
     /// `[heads * head_dim, hidden]`.
-    pub o_proj: Linear<B>,
+    pub o_proj: LoraLinear<B>,
     /// Query heads.
     pub num_heads: usize,
     /// Key/value heads.
@@ -38,6 +40,7 @@ impl<B: Backend> Attention<B> {
             LinearConfig::new(d, o)
                 .with_bias(config.qkv_bias())
                 .init(device)
+                .into()
         };
         Self {
             q_proj: qkv(heads * hd),
@@ -45,7 +48,8 @@ impl<B: Backend> Attention<B> {
             v_proj: qkv(kv * hd),
             o_proj: LinearConfig::new(heads * hd, d)
                 .with_bias(config.o_bias())
-                .init(device),
+                .init(device)
+                .into(),
             num_heads: heads,
             num_kv_heads: kv,
             head_dim: hd,

@@ -96,4 +96,12 @@ pub enum ModelError {
         /// The unused HF tensor names, sorted.
         tensors: Vec<String>,
     },
+    /// A tokenizer file (or a GGUF's tokenizer metadata) is not what this crate can use.
+    #[error("{file}: tokenizer: {reason}")]
+    Tokenizer {
+        /// The tokenizer file or GGUF file.
+        file: PathBuf,
+        /// What was expected and what was found.
+        reason: String,
+    },
 }

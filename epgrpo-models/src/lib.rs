@@ -5,7 +5,9 @@
 //! ([`DecoderConfig`]), loaded from HF safetensors directories ([`load_decoder`]) or llama.cpp
 //! GGUF files ([`load_gguf`]), with a
 //! preallocated [`KvCache`] for prefill + token-by-token decoding, and batched sampling of G
-//! completions per prompt ([`generate()`]). The crate never sees rewards.
+//! completions per prompt ([`generate()`]). Text enters and leaves only through
+//! [`TextTokenizer`] (HF `tokenizer.json` or the tokenizer embedded in a GGUF, plus the ChatML
+//! [`ChatTemplate`]). The crate never sees rewards.
 
 pub mod attention;
 pub mod config;
@@ -14,10 +16,12 @@ pub mod error;
 pub mod generate;
 pub mod kv_cache;
 pub mod load;
+pub mod lora;
 pub mod mlp;
 pub mod padding;
 pub mod rope;
 pub mod sampling;
+pub mod tokenizer;
 
 pub use config::{Arch, DecoderConfig, RopeParameters, TokenIds};
 pub use decoder::{Decoder, DecoderLayer};
@@ -25,5 +29,7 @@ pub use error::ModelError;
 pub use generate::{Completion, FinishReason, GenerateError, GenerationConfig, generate};
 pub use kv_cache::KvCache;
 pub use load::{load_decoder, load_gguf};
+pub use lora::{LoraAdapter, LoraConfig, LoraError, LoraLinear, LoraTarget};
 pub use padding::LeftPadding;
 pub use sampling::{Draw, Sampling, SequenceRng};
+pub use tokenizer::{ChatMessage, ChatTemplate, TextTokenizer};

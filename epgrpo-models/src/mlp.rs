@@ -1,25 +1,27 @@
 //! `Mlp`: the SwiGLU feed-forward block of Llama/Qwen2, `down(silu(gate(x)) ⊙ up(x))`, with HF
-//! parameter names.
+//! parameter names; each projection may carry a LoRA adapter.
 
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
+
+use crate::lora::LoraLinear;
 
 /// SwiGLU MLP (`mlp.{gate,up,down}_proj` in HF checkpoints).
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// `[hidden, intermediate]` gate projection.
-    pub gate_proj: Linear<B>,
+    pub gate_proj: LoraLinear<B>,
     /// `[hidden, intermediate]` up projection.
-    pub up_proj: Linear<B>,
+    pub up_proj: LoraLinear<B>,
     /// `[intermediate, hidden]` down projection.
-    pub down_proj: Linear<B>,
+    pub down_proj: LoraLinear<B>,
 }
 
 impl<B: Backend> Mlp<B> {
     /// Randomly initialised MLP (bias-free, as in Llama/Qwen2).
     pub fn init(hidden: usize, intermediate: usize, device: &B::Device) -> Self {
-        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device);
+        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).init(device).into();
         Self {
             gate_proj: linear(hidden, intermediate),
             up_proj: linear(hidden, intermediate),

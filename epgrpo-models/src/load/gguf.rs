@@ -1,12 +1,12 @@
 //! A reader for GGUF files (version 2 and 3, little-endian): metadata key/values, tensor
-//! infos and tensor data, with dequantisation to f32 of the types small Llama checkpoints use
-//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1). Layout per the GGUF specification in ggml's
-//! `docs/gguf.md`.
+//! infos and tensor data, dequantised to f32 by [`crate::load::dequant`]. Layout per the GGUF
+//! specification in ggml's `docs/gguf.md`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::ModelError;
+use crate::load::dequant::dequantize;
 
 /// Default alignment of the tensor data section when `general.alignment` is absent.
 const DEFAULT_ALIGNMENT: u64 = 32;
@@ -73,7 +73,17 @@ pub enum GgmlType {
     Q4_0,
     /// Blocks of 32: f16 scale, f16 minimum, 32 × 4-bit.
     Q4_1,
-    /// Any other code (k-quants, i-quants, integers): listed but not readable.
+    /// Blocks of 32: f16 scale, 32 × 5-bit (offset 16).
+    Q5_0,
+    /// Blocks of 32: f16 scale, f16 minimum, 32 × 5-bit.
+    Q5_1,
+    /// Super-blocks of 256: 8 × 32 4-bit values with 6-bit scales and minima.
+    Q4K,
+    /// Super-blocks of 256: 8 × 32 5-bit values with 6-bit scales and minima.
+    Q5K,
+    /// Super-blocks of 256: 16 × 16 6-bit values with 8-bit scales.
+    Q6K,
+    /// Any other code (Q2_K, Q3_K, Q8_K, i-quants, integers): listed but not readable.
     Other(u32),
 }
 
@@ -84,7 +94,12 @@ impl GgmlType {
             1 => GgmlType::F16,
             2 => GgmlType::Q4_0,
             3 => GgmlType::Q4_1,
+            6 => GgmlType::Q5_0,
+            7 => GgmlType::Q5_1,
             8 => GgmlType::Q8_0,
+            12 => GgmlType::Q4K,
+            13 => GgmlType::Q5K,
+            14 => GgmlType::Q6K,
             30 => GgmlType::Bf16,
             other => GgmlType::Other(other),
         }
@@ -98,6 +113,11 @@ impl GgmlType {
             GgmlType::Q8_0 => Some((32, 34)),
             GgmlType::Q4_0 => Some((32, 18)),
             GgmlType::Q4_1 => Some((32, 20)),
+            GgmlType::Q5_0 => Some((32, 22)),
+            GgmlType::Q5_1 => Some((32, 24)),
+            GgmlType::Q4K => Some((256, 144)),
+            GgmlType::Q5K => Some((256, 176)),
+            GgmlType::Q6K => Some((256, 210)),
             GgmlType::Other(_) => None,
         }
     }
@@ -241,50 +261,6 @@ impl GgufFile {
     }
 }
 
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
-}
-
-/// Decodes `count` values of `ggml_type` from `raw` (whose length matches exactly).
-fn dequantize(ggml_type: GgmlType, raw: &[u8], count: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(count);
-    match ggml_type {
-        GgmlType::F32 => out.extend(
-            raw.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        ),
-        GgmlType::F16 => out.extend(raw.chunks_exact(2).map(|c| f16_at(c, 0))),
-        GgmlType::Bf16 => out.extend(
-            raw.chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
-        ),
-        GgmlType::Q8_0 => {
-            for block in raw.chunks_exact(34) {
-                let d = f16_at(block, 0);
-                out.extend(block[2..].iter().map(|&q| d * f32::from(q as i8)));
-            }
-        }
-        GgmlType::Q4_0 | GgmlType::Q4_1 => {
-            let with_min = ggml_type == GgmlType::Q4_1;
-            let header = if with_min { 4 } else { 2 };
-            for block in raw.chunks_exact(header + 16) {
-                let d = f16_at(block, 0);
-                let (m, offset) = if with_min {
-                    (f16_at(block, 2), 0.0)
-                } else {
-                    (0.0, 8.0)
-                };
-                let qs = &block[header..];
-                let value = |q: u8| d * (f32::from(q) - offset) + m;
-                out.extend(qs.iter().map(|&q| value(q & 0x0F)));
-                out.extend(qs.iter().map(|&q| value(q >> 4)));
-            }
-        }
-        GgmlType::Other(_) => {}
-    }
-    out
-}
-
 /// A bounds-checked little-endian cursor over the file bytes.
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -362,31 +338,6 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn q4_1_and_q8_0_blocks_decode_by_hand() {
-        let d = half::f16::from_f32(0.5).to_le_bytes();
-        let m = half::f16::from_f32(-1.0).to_le_bytes();
-        // Q4_1: low nibbles are elements 0..16, high nibbles 16..32.
-        let mut q41 = vec![d[0], d[1], m[0], m[1]];
-        q41.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
-        let got = dequantize(GgmlType::Q4_1, &q41, 32);
-        assert_eq!(got[0], -1.0);
-        assert_eq!(got[3], 0.5);
-        assert_eq!(got[16], 0.5 * 15.0 - 1.0);
-        assert_eq!(got[31], -1.0);
-        // Q8_0: signed bytes times the scale.
-        let mut q80 = vec![d[0], d[1]];
-        q80.extend((0..32).map(|j| (j as i8 - 16) as u8));
-        let got = dequantize(GgmlType::Q8_0, &q80, 32);
-        assert_eq!(got[0], -8.0);
-        assert_eq!(got[31], 7.5);
-        // Q4_0: nibble minus 8.
-        let mut q40 = vec![d[0], d[1]];
-        q40.extend(std::iter::repeat_n(0x0Fu8, 16));
-        let got = dequantize(GgmlType::Q4_0, &q40, 32);
-        assert_eq!((got[0], got[16]), (3.5, -4.0));
-    }
 
     #[test]
     fn truncated_file_is_an_error_naming_it() {

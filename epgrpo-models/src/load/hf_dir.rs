@@ -134,18 +134,32 @@ impl<B: Backend, S: TensorSource> Loader<'_, B, S> {
         // Buffers some older checkpoints carry; recomputed from the config.
         self.source.skip(&format!("{attn}.rotary_emb.inv_freq"));
         let self_attn = Attention {
-            q_proj: self.linear(&format!("{attn}.q_proj"), d, heads * hd, qkv_bias)?,
-            k_proj: self.linear(&format!("{attn}.k_proj"), d, kv * hd, qkv_bias)?,
-            v_proj: self.linear(&format!("{attn}.v_proj"), d, kv * hd, qkv_bias)?,
-            o_proj: self.linear(&format!("{attn}.o_proj"), heads * hd, d, config.o_bias())?,
+            q_proj: self
+                .linear(&format!("{attn}.q_proj"), d, heads * hd, qkv_bias)?
+                .into(),
+            k_proj: self
+                .linear(&format!("{attn}.k_proj"), d, kv * hd, qkv_bias)?
+                .into(),
+            v_proj: self
+                .linear(&format!("{attn}.v_proj"), d, kv * hd, qkv_bias)?
+                .into(),
+            o_proj: self
+                .linear(&format!("{attn}.o_proj"), heads * hd, d, config.o_bias())?
+                .into(),
             num_heads: heads,
             num_kv_heads: kv,
             head_dim: hd,
         };
         let mlp = Mlp {
-            gate_proj: self.linear(&format!("{prefix}.mlp.gate_proj"), d, ff, false)?,
-            up_proj: self.linear(&format!("{prefix}.mlp.up_proj"), d, ff, false)?,
-            down_proj: self.linear(&format!("{prefix}.mlp.down_proj"), ff, d, false)?,
+            gate_proj: self
+                .linear(&format!("{prefix}.mlp.gate_proj"), d, ff, false)?
+                .into(),
+            up_proj: self
+                .linear(&format!("{prefix}.mlp.up_proj"), d, ff, false)?
+                .into(),
+            down_proj: self
+                .linear(&format!("{prefix}.mlp.down_proj"), ff, d, false)?
+                .into(),
         };
         Ok(DecoderLayer {
             self_attn,

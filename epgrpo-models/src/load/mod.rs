@@ -1,5 +1,6 @@
 //! Loading decoders from Hugging Face model directories (safetensors) and GGUF files.
 
+mod dequant;
 mod gguf;
 mod gguf_source;
 mod hf_dir;
