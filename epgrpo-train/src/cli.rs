@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use epgrpo_core::Algorithm;
+
+use crate::backend::DeviceKind;
 
 /// epgrpo: train language models with EP-GRPO and its GRPO-family baselines.
 #[derive(Debug, Parser)]
@@ -16,6 +19,38 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train a policy. With no arguments: the embedded default experiment (a small decoder on
+    /// integer arithmetic, supervised warm start then EP-GRPO), offline, on the CPU.
+    Train(TrainArgs),
+    /// Generate a completion with a Hugging Face model directory or a GGUF file (CPU).
+    Generate {
+        /// Model directory (config.json, *.safetensors, tokenizer.json) or `.gguf` file.
+        #[arg(long)]
+        model: PathBuf,
+        /// The prompt.
+        #[arg(long)]
+        prompt: String,
+        /// Send the prompt as is, without the model's chat template.
+        #[arg(long)]
+        raw: bool,
+        /// Longest completion in tokens.
+        #[arg(long, default_value_t = 128)]
+        max_new_tokens: usize,
+        /// Sampling temperature (0: greedy).
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Evaluate a run's model: greedy pass@1, avg@n, pass@k, maj@k, per-problem JSONL.
+    Eval(crate::commands::eval::EvalArgs),
+    /// Draw the curves of a run's metrics.jsonl to RUN_DIR/plots.svg (done automatically at the
+    /// end of `train`).
+    Plot {
+        /// Run directory.
+        run_dir: PathBuf,
+    },
     /// Compute per-token advantages for groups of responses given as JSON, and print them as JSON.
     ///
     /// Input: {"algorithm": {<[algorithm] config fields>}, "groups": [{"rewards": [..],
@@ -26,4 +61,44 @@ pub enum Command {
         /// JSON input file; reads standard input when absent or `-`.
         input: Option<PathBuf>,
     },
+}
+
+/// Options of `epgrpo train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// TOML configuration (any subset of the keys of the default preset); default: the
+    /// embedded preset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override `[algorithm] name`.
+    #[arg(long, value_parser = parse_algorithm)]
+    pub algo: Option<Algorithm>,
+    /// Override `[train] seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override `[train] steps` (RL steps).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Override `[train] out_dir`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint (its saved configuration is
+    /// used; other options are refused).
+    #[arg(long, conflicts_with_all = ["config", "algo", "seed", "steps", "out"])]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many RL steps (with a checkpoint); `--resume` continues.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Where to train.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+    /// Print one line per step instead of progress bars.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| {
+        format!("unknown algorithm {name:?}: expected grpo, dr_grpo, dapo, entropy_mask, gspo or ep_grpo")
+    })
 }

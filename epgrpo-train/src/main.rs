@@ -1,18 +1,26 @@
 //! The `epgrpo` command-line tool.
 
-mod backend;
-mod cli;
-mod commands;
-mod error;
-
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
-use crate::error::CliError;
+use epgrpo_train::cli::{Cli, Command};
+use epgrpo_train::error::CliError;
+use epgrpo_train::{commands, plot};
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<String, CliError> = match cli.command {
+        Command::Train(args) => commands::train::execute(args),
+        Command::Generate {
+            model,
+            prompt,
+            raw,
+            max_new_tokens,
+            temperature,
+            seed,
+        } => commands::generate::run(&model, &prompt, !raw, max_new_tokens, temperature, seed),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Plot { run_dir } => {
+            plot::plot_run(&run_dir).map(|path| format!("wrote {}", path.display()))
+        }
         Command::Advantages { input } => commands::advantages::run(input.as_deref()),
     };
     match result {

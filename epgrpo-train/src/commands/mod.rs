@@ -1,3 +1,6 @@
 //! One module per subcommand.
 
 pub mod advantages;
+pub mod eval;
+pub mod generate;
+pub mod train;

@@ -1,0 +1,174 @@
+//! `epgrpo eval`: greedy pass@1, sampled avg@n, unbiased pass@k and maj@k of a trained run's
+//! model on its held-out split or on a JSONL problem file, with per-problem JSONL output.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::NdArray;
+use epgrpo_eval::{
+    DatasetConfig, MathVerifier, Problem, SampleOutcome, VerifierConfig, aggregate, load_jsonl,
+};
+use epgrpo_models::Decoder;
+use serde::Serialize;
+
+use crate::checkpoint;
+use crate::error::CliError;
+use crate::evaluate::{accuracy, greedy_eval};
+use crate::rollout::{generation_config, rollout};
+use crate::task::{ArithmeticTask, CharVocab};
+use crate::trainer::decoder_config;
+
+type Cpu = NdArray<f32>;
+
+/// Options of `epgrpo eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Run directory whose checkpoint is evaluated.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// JSONL problems (`{"question": ..., "answer": ...}`); default: the run's held-out split.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Field holding the question in `--data`.
+    #[arg(long, default_value = "question")]
+    pub question_field: String,
+    /// Field holding the answer in `--data`.
+    #[arg(long, default_value = "answer")]
+    pub answer_field: String,
+    /// Samples per problem for avg@n, pass@k and maj@k (0: greedy only).
+    #[arg(long, default_value_t = 8)]
+    pub samples: usize,
+    /// The k of pass@k and maj@k, comma-separated (each ≤ --samples).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
+    pub k: Vec<usize>,
+    /// Per-problem results (JSONL); default: RUN_DIR/eval-details.jsonl.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Per-problem line of the output.
+#[derive(Debug, Serialize)]
+struct ProblemResult<'a> {
+    id: &'a str,
+    question: &'a str,
+    answer: &'a str,
+    greedy: &'a str,
+    greedy_correct: bool,
+    samples: Vec<String>,
+    samples_correct: usize,
+}
+
+/// Runs the evaluation and returns the summary table.
+pub fn run(args: &EvalArgs) -> Result<String, CliError> {
+    if args.samples > 0 {
+        if let Some(k) = args.k.iter().find(|&&k| k == 0 || k > args.samples) {
+            return Err(CliError::Input(format!(
+                "--k {k}: each k must be in 1..=--samples ({})",
+                args.samples
+            )));
+        }
+    }
+    let dir = checkpoint::directory(&args.run)?;
+    let config = checkpoint::load_state(&dir)?.config;
+    let device = Default::default();
+    let empty = Decoder::<Cpu>::init(&decoder_config(&config.model)?, &device);
+    let model = checkpoint::load_model(&dir, "model", empty, &device)?;
+    let problems = match &args.data {
+        Some(path) => load_problems(path, args)?,
+        None => {
+            ArithmeticTask::new(&config.task).held_out(config.train.seed, config.task.eval_problems)
+        }
+    };
+    let verifier = MathVerifier::new(VerifierConfig::default())
+        .map_err(|e| CliError::Internal(e.to_string()))?;
+    let greedy = greedy_eval(&model, &problems, &config.rollout, &verifier, &device)?;
+    let mut sampled: Vec<Vec<SampleOutcome>> = vec![Vec::new(); problems.len()];
+    let mut texts: Vec<Vec<String>> = vec![Vec::new(); problems.len()];
+    if args.samples > 0 {
+        let generation = generation_config(&config.rollout, args.samples, args.seed, false);
+        for (chunk_index, chunk) in problems.chunks(64).enumerate() {
+            let result = rollout(&model, chunk.to_vec(), &generation, &verifier, &device)?;
+            for (completion, score) in result.completions.iter().zip(&result.scores) {
+                let p = chunk_index * 64 + completion.prompt;
+                sampled[p].push(SampleOutcome::from(score));
+                texts[p].push(CharVocab::decode(&completion.tokens));
+            }
+        }
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run.join("eval-details.jsonl"));
+    write_details(&out, &problems, &greedy, &sampled, &texts)?;
+    let mut table = format!(
+        "{} problems\ngreedy pass@1   {:.4}\n",
+        problems.len(),
+        accuracy(&greedy)
+    );
+    if args.samples > 0 {
+        let report = aggregate(&sampled, &args.k).map_err(|e| CliError::Internal(e.to_string()))?;
+        table.push_str(&format!(
+            "avg@{:<10} {:.4}\n",
+            args.samples, report.avg_at_n
+        ));
+        for (k, value) in &report.pass_at_k {
+            table.push_str(&format!("pass@{k:<9} {value:.4}\n"));
+        }
+        for (k, value) in &report.maj_at_k {
+            table.push_str(&format!("maj@{k:<10} {value:.4}\n"));
+        }
+    }
+    table.push_str(&format!("per-problem results: {}", out.display()));
+    Ok(table)
+}
+
+fn load_problems(path: &Path, args: &EvalArgs) -> Result<Vec<Problem>, CliError> {
+    let config = DatasetConfig {
+        question_field: args.question_field.clone(),
+        answer_field: args.answer_field.clone(),
+        ..DatasetConfig::default()
+    };
+    let problems = load_jsonl(path, &config).map_err(|e| CliError::Input(e.to_string()))?;
+    for problem in &problems {
+        CharVocab::prompt(&problem.question).map_err(|c| {
+            CliError::Input(format!(
+                "{}:{}: question {:?} has character {c:?}, which this model's vocabulary (digits, + - * =) lacks",
+                path.display(),
+                problem.line,
+                problem.question
+            ))
+        })?;
+    }
+    if problems.is_empty() {
+        return Err(CliError::Input(format!("{}: no problems", path.display())));
+    }
+    Ok(problems)
+}
+
+fn write_details(
+    path: &Path,
+    problems: &[Problem],
+    greedy: &[crate::evaluate::Graded],
+    sampled: &[Vec<SampleOutcome>],
+    texts: &[Vec<String>],
+) -> Result<(), CliError> {
+    let mut lines = String::new();
+    for (i, problem) in problems.iter().enumerate() {
+        let line = ProblemResult {
+            id: &problem.id,
+            question: &problem.question,
+            answer: &problem.answer,
+            greedy: &greedy[i].completion,
+            greedy_correct: greedy[i].correct,
+            samples: texts[i].clone(),
+            samples_correct: sampled[i].iter().filter(|s| s.correct).count(),
+        };
+        lines.push_str(
+            &serde_json::to_string(&line).map_err(|e| CliError::Internal(e.to_string()))?,
+        );
+        lines.push('\n');
+    }
+    std::fs::write(path, lines).map_err(|e| CliError::Internal(format!("{}: {e}", path.display())))
+}

@@ -1,0 +1,152 @@
+//! `epgrpo train`: resolve the configuration, pick the backend, run the loop with progress bars.
+
+use std::path::PathBuf;
+
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backend::{BackendJob, run_on};
+use crate::checkpoint::Stage;
+use crate::cli::TrainArgs;
+use crate::config::TrainConfig;
+use crate::error::CliError;
+use crate::metrics::StepMetrics;
+use crate::trainer::{Observer, Outcome, run};
+
+/// Runs `epgrpo train` and returns the closing report.
+pub fn execute(args: TrainArgs) -> Result<String, CliError> {
+    let (config, run_dir, resume) = match &args.resume {
+        Some(dir) => (TrainConfig::default(), dir.clone(), true),
+        None => {
+            let mut config = match &args.config {
+                Some(path) => TrainConfig::from_file(path)?,
+                None => TrainConfig::preset(),
+            };
+            if let Some(algo) = args.algo {
+                config.algorithm.name = algo;
+            }
+            if let Some(seed) = args.seed {
+                config.train.seed = seed;
+            }
+            if let Some(steps) = args.steps {
+                config.train.steps = steps;
+            }
+            if let Some(out) = &args.out {
+                config.train.out_dir = out.clone();
+            }
+            config
+                .validate()
+                .map_err(|e| CliError::Input(format!("configuration: {e}")))?;
+            let dir = config.train.out_dir.clone();
+            (config, dir, false)
+        }
+    };
+    let job = TrainJob {
+        config,
+        run_dir,
+        resume,
+        stop_after: args.stop_after,
+        plain: args.plain,
+    };
+    let outcome = run_on(args.device, job)?;
+    let plots = crate::plot::plot_run(&outcome.run_dir)?;
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
+    Ok(format!(
+        "held-out accuracy: start {} → after warm start {} → after {} RL steps {}\nrun directory: {} (metrics.jsonl, eval.jsonl, summary.json, checkpoint/); plots: {}",
+        show(outcome.accuracy_at_start),
+        show(outcome.accuracy_before_rl),
+        outcome.rl_steps,
+        show(outcome.accuracy_final),
+        outcome.run_dir.display(),
+        plots.display()
+    ))
+}
+
+struct TrainJob {
+    config: TrainConfig,
+    run_dir: PathBuf,
+    resume: bool,
+    stop_after: Option<usize>,
+    plain: bool,
+}
+
+impl BackendJob for TrainJob {
+    type Output = Outcome;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Outcome, CliError> {
+        let mut observer = Progress {
+            bar: None,
+            plain: self.plain,
+        };
+        let outcome = run::<B>(
+            self.config,
+            &self.run_dir,
+            self.resume,
+            self.stop_after,
+            &device,
+            &mut observer,
+        );
+        if let Some(bar) = observer.bar.take() {
+            bar.finish();
+        }
+        outcome
+    }
+}
+
+/// Progress bars on standard error (or plain lines with `--plain`).
+struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+}
+
+impl Observer for Progress {
+    fn stage(&mut self, stage: Stage, total: usize, done: usize) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+        if self.plain {
+            eprintln!("stage {}: {done}/{total} steps done", stage.name());
+            return;
+        }
+        let bar = ProgressBar::new(total as u64).with_position(done as u64);
+        let template =
+            format!("{{prefix:>4}} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ({{elapsed}}<{{eta}})");
+        bar.set_style(
+            ProgressStyle::with_template(&template)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(stage.name());
+        self.bar = Some(bar);
+    }
+
+    fn step(&mut self, metrics: &StepMetrics) {
+        let message = match &metrics.rl {
+            Some(rl) => format!(
+                "reward {:.3} acc {:.3} zero-var {:.2} H {:.3} |Âprog| {:.3} kl {:.4}",
+                rl.reward_mean,
+                rl.accuracy,
+                rl.zero_var_frac,
+                rl.entropy_mean,
+                rl.progress_abs_mean,
+                rl.kl_mean
+            ),
+            None => format!("loss {:.4}", metrics.loss),
+        };
+        match (&self.bar, self.plain) {
+            (Some(bar), false) => {
+                bar.set_message(message);
+                bar.inc(1);
+            }
+            _ => eprintln!("{} {:>4} {message}", metrics.stage, metrics.step),
+        }
+    }
+
+    fn evaluated(&mut self, label: &str, accuracy: f64) {
+        let line = format!("held-out accuracy ({label}): {:.1}%", 100.0 * accuracy);
+        match &self.bar {
+            Some(bar) if !self.plain => bar.println(line),
+            _ => eprintln!("{line}"),
+        }
+    }
+}

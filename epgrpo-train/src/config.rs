@@ -1,0 +1,383 @@
+//! `TrainConfig`: the TOML file of a training run, one section per table. Every field has a
+//! default (the embedded `presets/default.toml` spells them all out with comments); unknown keys
+//! are rejected, and [`TrainConfig::validate`] reports every out-of-range value by its dotted
+//! name.
+
+use std::path::{Path, PathBuf};
+
+use epgrpo_core::AlgorithmConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CliError;
+
+/// The embedded default experiment (`epgrpo train` with no `--config`).
+pub const DEFAULT_PRESET: &str = include_str!("presets/default.toml");
+
+/// A whole training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The policy network.
+    pub model: ModelConfig,
+    /// The problems.
+    pub task: TaskConfig,
+    /// Supervised warm start before RL.
+    pub sft: SftConfig,
+    /// Sampling of the G responses per prompt.
+    pub rollout: RolloutConfig,
+    /// The RL objective (EP-GRPO or a baseline).
+    pub algorithm: AlgorithmConfig,
+    /// AdamW and its schedule for the RL stage.
+    pub optim: OptimConfig,
+    /// Length of the run, seeds, checkpoints.
+    pub train: RunConfig,
+    /// Held-out evaluation.
+    pub eval: EvalConfig,
+}
+
+/// `[model]`: a small Llama-style decoder built from scratch for the task's vocabulary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Width d of the residual stream.
+    pub hidden_size: usize,
+    /// Inner width of the SwiGLU MLP.
+    pub intermediate_size: usize,
+    /// Number of decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention); must divide `num_attention_heads`.
+    pub num_key_value_heads: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            hidden_size: 128,
+            intermediate_size: 384,
+            num_hidden_layers: 3,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+        }
+    }
+}
+
+/// `[task]`: procedurally generated integer arithmetic, `a+b=` or `a-b=` with operands below
+/// `max_operand`. Train and held-out problems come from disjoint seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskConfig {
+    /// Operands are drawn from `0..max_operand`.
+    pub max_operand: u32,
+    /// Operators used: any of `+`, `-`, `*`.
+    pub operators: String,
+    /// Held-out problems evaluated before, during and after training.
+    pub eval_problems: usize,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self {
+            max_operand: 100,
+            operators: "+-".into(),
+            eval_problems: 256,
+        }
+    }
+}
+
+/// `[sft]`: teacher-forced cross-entropy on correct answers, the warm start that gives RL
+/// something to reinforce. `steps = 0` skips it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SftConfig {
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Problems per step.
+    pub batch_size: usize,
+    /// Peak AdamW learning rate (linear warm-up over 10% of the steps, then cosine to 10%).
+    pub lr: f64,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            batch_size: 64,
+            lr: 3e-3,
+        }
+    }
+}
+
+/// `[rollout]`: how the G responses of each prompt are sampled (G is `algorithm.group_size`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// Prompts per RL step (B); the step trains on B × G responses.
+    pub prompts_per_step: usize,
+    /// Longest response in tokens; longer ones are truncated (and usually wrong).
+    pub max_new_tokens: usize,
+    /// Sampling temperature T_s, also used for the log-probs and entropies of E1.
+    pub temperature: f64,
+    /// Keep only the k most likely tokens when sampling (0: all).
+    pub top_k: usize,
+    /// Nucleus sampling mass (1.0: all).
+    pub top_p: f64,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        Self {
+            prompts_per_step: 16,
+            max_new_tokens: 6,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+        }
+    }
+}
+
+/// `[optim]`: AdamW for the RL stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// The cosine decay ends at `lr × min_lr_ratio`.
+    pub min_lr_ratio: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this value (0: no clipping).
+    pub max_grad_norm: f64,
+    /// μ: passes over each rollout batch.
+    pub epochs: usize,
+    /// Optimiser steps per pass (the rollout batch is split into this many minibatches).
+    pub minibatches: usize,
+    /// Micro-batches whose gradients are accumulated into one optimiser step.
+    pub grad_accumulation: usize,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 5e-4,
+            warmup_steps: 10,
+            min_lr_ratio: 0.1,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            epochs: 1,
+            minibatches: 1,
+            grad_accumulation: 1,
+        }
+    }
+}
+
+/// `[train]`: length, seed, output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// RL steps.
+    pub steps: usize,
+    /// Seed of initialisation, data and sampling.
+    pub seed: u64,
+    /// Write a checkpoint every this many RL steps (0: only at the end).
+    pub checkpoint_every: usize,
+    /// Run directory (metrics, plots, checkpoints).
+    pub out_dir: PathBuf,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            steps: 120,
+            seed: 0,
+            checkpoint_every: 40,
+            out_dir: PathBuf::from("runs/default"),
+        }
+    }
+}
+
+/// `[eval]`: held-out evaluation during training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Evaluate every this many RL steps (0: only before and after).
+    pub every: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self { every: 40 }
+    }
+}
+
+impl TrainConfig {
+    /// Parses TOML; `origin` names the source in error messages.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, CliError> {
+        let config: Self =
+            toml::from_str(text).map_err(|e| CliError::Input(format!("{origin}: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| CliError::Input(format!("{origin}: {e}")))?;
+        Ok(config)
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, CliError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The embedded default experiment.
+    pub fn preset() -> Self {
+        Self::from_toml(DEFAULT_PRESET, "presets/default.toml")
+            .expect("the embedded preset is valid (tested)")
+    }
+
+    /// Checks every section; all problems are reported at once, by dotted field name.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems: Vec<String> = match self.algorithm.validate() {
+            Ok(()) => Vec::new(),
+            Err(epgrpo_core::CoreError::InvalidConfig(list)) => list,
+            Err(other) => vec![other.to_string()],
+        };
+        let mut positive = |field: &str, value: usize| {
+            if value == 0 {
+                problems.push(format!("{field} must be ≥ 1 (got 0)"));
+            }
+        };
+        let m = &self.model;
+        positive("model.hidden_size", m.hidden_size);
+        positive("model.intermediate_size", m.intermediate_size);
+        positive("model.num_hidden_layers", m.num_hidden_layers);
+        positive("model.num_attention_heads", m.num_attention_heads);
+        positive("model.num_key_value_heads", m.num_key_value_heads);
+        positive("task.eval_problems", self.task.eval_problems);
+        positive("sft.batch_size", self.sft.batch_size);
+        positive("rollout.prompts_per_step", self.rollout.prompts_per_step);
+        positive("rollout.max_new_tokens", self.rollout.max_new_tokens);
+        positive("optim.epochs", self.optim.epochs);
+        positive("optim.minibatches", self.optim.minibatches);
+        positive("optim.grad_accumulation", self.optim.grad_accumulation);
+        positive("train.steps", self.train.steps);
+        if m.num_attention_heads > 0
+            && m.num_key_value_heads > 0
+            && m.num_attention_heads % m.num_key_value_heads != 0
+        {
+            problems.push(format!(
+                "model.num_key_value_heads ({}) must divide model.num_attention_heads ({})",
+                m.num_key_value_heads, m.num_attention_heads
+            ));
+        }
+        if m.num_attention_heads > 0
+            && (m.hidden_size % m.num_attention_heads != 0
+                || (m.hidden_size / m.num_attention_heads) % 2 != 0)
+        {
+            problems.push(format!(
+                "model.hidden_size ({}) must be an even multiple of 2 × model.num_attention_heads ({})",
+                m.hidden_size, m.num_attention_heads
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.task.max_operand) {
+            problems.push(format!(
+                "task.max_operand must be in 1..=1000000 (got {})",
+                self.task.max_operand
+            ));
+        }
+        if self.task.operators.is_empty() || !self.task.operators.chars().all(|c| "+-*".contains(c))
+        {
+            problems.push(format!(
+                "task.operators must be a non-empty mix of `+`, `-`, `*` (got {:?})",
+                self.task.operators
+            ));
+        }
+        let r = &self.rollout;
+        if !(r.temperature.is_finite() && r.temperature > 0.0) {
+            problems.push(format!(
+                "rollout.temperature must be > 0 (got {})",
+                r.temperature
+            ));
+        }
+        if !(r.top_p > 0.0 && r.top_p <= 1.0) {
+            problems.push(format!("rollout.top_p must be in (0, 1] (got {})", r.top_p));
+        }
+        let o = &self.optim;
+        for (field, value) in [("optim.lr", o.lr), ("sft.lr", self.sft.lr)] {
+            if !(value.is_finite() && value > 0.0) {
+                problems.push(format!("{field} must be > 0 (got {value})"));
+            }
+        }
+        if !(0.0..=1.0).contains(&o.min_lr_ratio) {
+            problems.push(format!(
+                "optim.min_lr_ratio must be in [0, 1] (got {})",
+                o.min_lr_ratio
+            ));
+        }
+        for (field, value) in [
+            ("optim.weight_decay", o.weight_decay),
+            ("optim.max_grad_norm", o.max_grad_norm),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                problems.push(format!("{field} must be ≥ 0 (got {value})"));
+            }
+        }
+        let rows = r.prompts_per_step * self.algorithm.group_size;
+        let chunks = o.minibatches * o.grad_accumulation;
+        if chunks > 0 && rows > 0 && rows % chunks != 0 {
+            problems.push(format!(
+                "rollout.prompts_per_step × algorithm.group_size ({rows}) must be divisible by \
+                 optim.minibatches × optim.grad_accumulation ({chunks})"
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_preset_spells_out_the_defaults() {
+        let preset = TrainConfig::from_toml(DEFAULT_PRESET, "preset").unwrap();
+        assert_eq!(preset, TrainConfig::default());
+        // Every key of every section appears in the preset, so the file documents them all.
+        let value: toml::Value = toml::from_str(DEFAULT_PRESET).unwrap();
+        let defaults = toml::Value::try_from(TrainConfig::default()).unwrap();
+        for (section, fields) in defaults.as_table().unwrap() {
+            for key in fields.as_table().unwrap().keys() {
+                assert!(
+                    value.get(section).and_then(|s| s.get(key)).is_some(),
+                    "{section}.{key} missing"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let error = TrainConfig::from_toml("[rollout]\ntemprature = 1.0", "run.toml").unwrap_err();
+        assert!(
+            error.to_string().contains("run.toml") && error.to_string().contains("temprature"),
+            "{error}"
+        );
+        let error =
+            TrainConfig::from_toml("[optim]\nlr = -1.0\n[algorithm]\ngamma = -2.0", "run.toml")
+                .unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("optim.lr must be > 0") && text.contains("algorithm.gamma"),
+            "{text}"
+        );
+        let error =
+            TrainConfig::from_toml("[rollout]\nmax_new_tokens = \"six\"", "run.toml").unwrap_err();
+        assert!(error.to_string().contains("max_new_tokens"), "{error}");
+    }
+}

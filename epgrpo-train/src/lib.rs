@@ -1,0 +1,20 @@
+//! `epgrpo-train`: the engine that turns the algorithm (`epgrpo-core`), the models
+//! (`epgrpo-models`) and the verifier (`epgrpo-eval`) into training runs, and the `epgrpo`
+//! command-line tool built on it.
+
+pub mod backend;
+pub mod checkpoint;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod evaluate;
+pub mod metrics;
+pub mod optim;
+pub mod plot;
+pub mod rollout;
+pub mod scoring;
+pub mod sft;
+pub mod step;
+pub mod task;
+pub mod trainer;

@@ -1,0 +1,107 @@
+//! Grouped rollout: B problems → G sampled answers each (one shared prefill per prompt, no
+//! autodiff graph), decoded and scored by the verifier.
+
+use burn::prelude::*;
+use epgrpo_eval::{MathVerifier, Problem, Score};
+use epgrpo_models::{Completion, Decoder, FinishReason, GenerationConfig, Sampling, generate};
+
+use crate::config::RolloutConfig;
+use crate::error::CliError;
+use crate::task::CharVocab;
+
+/// The answers of one RL step with their rewards.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// The B problems.
+    pub problems: Vec<Problem>,
+    /// Their prompt ids.
+    pub prompts: Vec<Vec<u32>>,
+    /// B × G completions, prompt-major.
+    pub completions: Vec<Completion>,
+    /// Reward of each completion.
+    pub rewards: Vec<f64>,
+    /// Whether each completion's answer was verified correct.
+    pub correct: Vec<bool>,
+    /// The verifier's full verdict on each completion (extracted answer, format).
+    pub scores: Vec<Score>,
+}
+
+impl Rollout {
+    /// Fraction of completions that hit `max_new_tokens` without `<eos>`.
+    pub fn truncated_fraction(&self) -> f64 {
+        let truncated = self
+            .completions
+            .iter()
+            .filter(|c| c.finish == FinishReason::Length)
+            .count();
+        truncated as f64 / self.completions.len().max(1) as f64
+    }
+
+    /// Mean completion length in tokens.
+    pub fn mean_length(&self) -> f64 {
+        let total: usize = self.completions.iter().map(|c| c.tokens.len()).sum();
+        total as f64 / self.completions.len().max(1) as f64
+    }
+}
+
+/// Generation settings of a rollout.
+pub fn generation_config(
+    config: &RolloutConfig,
+    samples: usize,
+    seed: u64,
+    greedy: bool,
+) -> GenerationConfig {
+    GenerationConfig {
+        samples_per_prompt: samples,
+        max_new_tokens: config.max_new_tokens,
+        sampling: if greedy {
+            Sampling::Greedy
+        } else {
+            Sampling::Random {
+                temperature: config.temperature as f32,
+                top_k: (config.top_k > 0).then_some(config.top_k),
+                top_p: (config.top_p < 1.0).then_some(config.top_p as f32),
+            }
+        },
+        stop_tokens: vec![CharVocab::EOS],
+        seed,
+        pad_token: CharVocab::PAD,
+    }
+}
+
+/// Samples `generation.samples_per_prompt` answers per problem with `model` and scores them.
+pub fn rollout<B: Backend>(
+    model: &Decoder<B>,
+    problems: Vec<Problem>,
+    generation: &GenerationConfig,
+    verifier: &MathVerifier,
+    device: &B::Device,
+) -> Result<Rollout, CliError> {
+    let prompts = problems
+        .iter()
+        .map(|p| {
+            CharVocab::prompt(&p.question).map_err(|c| {
+                CliError::Input(format!(
+                    "problem {}: character {c:?} is not in the vocabulary",
+                    p.id
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let completions = generate(model, &prompts, generation, device)
+        .map_err(|e| CliError::Internal(format!("generation failed: {e}")))?;
+    let g = generation.samples_per_prompt;
+    let scores: Vec<Score> = completions
+        .iter()
+        .map(|c| verifier.score(&CharVocab::decode(&c.tokens), &problems[c.prompt].answer))
+        .collect();
+    debug_assert_eq!(completions.len(), problems.len() * g);
+    Ok(Rollout {
+        problems,
+        prompts,
+        completions,
+        rewards: scores.iter().map(|s| s.reward).collect(),
+        correct: scores.iter().map(|s| s.correct).collect(),
+        scores,
+    })
+}

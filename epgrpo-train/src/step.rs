@@ -1,0 +1,218 @@
+//! One RL step after the rollout: score the answers under π_old and π_ref (no gradient), compute
+//! the advantages (E1–E13), then μ epochs of minibatch updates of the clipped surrogate
+//! (E14–E15) with AdamW, gradient accumulation and global-norm clipping.
+
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use epgrpo_core::{GroupTensors, LossInputs, policy_loss, token_advantages};
+use epgrpo_models::Decoder;
+
+use crate::config::TrainConfig;
+use crate::metrics::{RlMetrics, quantile};
+use crate::optim::clip_global_norm;
+use crate::rollout::Rollout;
+use crate::scoring::{SequenceBatch, response_logp_entropy};
+use crate::task::CharVocab;
+
+/// What an RL update returns besides the new model.
+#[derive(Debug, Clone)]
+pub struct UpdateReport {
+    /// Mean policy loss over the optimiser steps.
+    pub loss: f64,
+    /// Mean global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Statistics of the step (the perf fields of the rollout are filled by the caller).
+    pub metrics: RlMetrics,
+}
+
+/// Host copy of a `[N, C]` tensor.
+fn host<B: Backend>(t: &Tensor<B, 2>) -> Vec<f32> {
+    t.to_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("converted to f32")
+}
+
+/// Scores `rollout`, computes advantages and updates `model` in place of the optimiser.
+#[allow(clippy::too_many_arguments)]
+pub fn rl_update<B: AutodiffBackend, O: Optimizer<Decoder<B>, B>>(
+    model: Decoder<B>,
+    optim: &mut O,
+    reference: &Decoder<B::InnerBackend>,
+    rollout: &Rollout,
+    config: &TrainConfig,
+    lr: f64,
+    device: &B::Device,
+) -> (Decoder<B>, UpdateReport) {
+    let temperature = config.rollout.temperature;
+    let (b, g) = (rollout.problems.len(), config.algorithm.group_size);
+    let prompts: Vec<&[u32]> = rollout
+        .completions
+        .iter()
+        .map(|c| rollout.prompts[c.prompt].as_slice())
+        .collect();
+    let answers: Vec<&[u32]> = rollout
+        .completions
+        .iter()
+        .map(|c| c.tokens.as_slice())
+        .collect();
+    let batch = SequenceBatch::new(&prompts, &answers, CharVocab::PAD);
+    let (n, c) = (batch.rows, batch.response_width);
+
+    // π_old and π_ref: no graph (E1, E6).
+    let scoring_start = Instant::now();
+    let old = model.valid();
+    let (logp_old, entropy) = response_logp_entropy(&old, &batch, temperature, device);
+    let (logp_ref, _) = response_logp_entropy(reference, &batch, temperature, device);
+    let mask = batch.mask::<B::InnerBackend>(device);
+    let scoring_s = scoring_start.elapsed().as_secs_f64();
+
+    // E2–E13 per prompt group.
+    let groups = GroupTensors {
+        rewards: Tensor::from_data(TensorData::new(rollout.rewards.clone(), [b, g]), device),
+        entropy: entropy.clone().reshape([b, g, c]),
+        logp_old: logp_old.clone().reshape([b, g, c]),
+        logp_ref: logp_ref.clone().reshape([b, g, c]),
+        mask: mask.clone().reshape([b, g, c]),
+    };
+    let advantages = token_advantages(&config.algorithm, &groups);
+    let token_advantage: Tensor<B::InnerBackend, 2> = advantages.advantages.clone().reshape([n, c]);
+
+    // E14–E15: μ epochs × minibatches × accumulated micro-batches.
+    let update_start = Instant::now();
+    let optim_config = &config.optim;
+    let chunks = optim_config.minibatches * optim_config.grad_accumulation;
+    let rows_per_chunk = n / chunks;
+    let (mut losses, mut norms) = (Vec::new(), Vec::new());
+    let (mut clip_low, mut clip_high, mut kl) = (0.0, 0.0, 0.0);
+    let mut model = model;
+    for _epoch in 0..optim_config.epochs {
+        for minibatch in 0..optim_config.minibatches {
+            let mut accumulator = GradientsAccumulator::<Decoder<B>>::new();
+            let mut loss_sum = 0.0;
+            for micro in 0..optim_config.grad_accumulation {
+                let start = (minibatch * optim_config.grad_accumulation + micro) * rows_per_chunk;
+                let end = start + rows_per_chunk;
+                let part = batch.slice(start, end);
+                let (logp, _) = response_logp_entropy(&model, &part, temperature, device);
+                let rows = |t: &Tensor<B::InnerBackend, 2>| {
+                    Tensor::<B, 2>::from_inner(t.clone().slice([start..end, 0..c]))
+                };
+                let output = policy_loss(
+                    &config.algorithm,
+                    LossInputs {
+                        logp,
+                        logp_old: rows(&logp_old),
+                        logp_ref: rows(&logp_ref),
+                        advantages: rows(&token_advantage),
+                        mask: rows(&mask),
+                    },
+                );
+                let loss = output
+                    .loss
+                    .div_scalar(optim_config.grad_accumulation as f64);
+                loss_sum += loss.clone().into_scalar().to_f64();
+                clip_low += output.stats.clip_low_frac.into_scalar().to_f64();
+                clip_high += output.stats.clip_high_frac.into_scalar().to_f64();
+                kl += output.stats.kl_mean.into_scalar().to_f64();
+                accumulator
+                    .accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            }
+            let mut grads = accumulator.grads();
+            norms.push(clip_global_norm(
+                &model,
+                &mut grads,
+                optim_config.max_grad_norm,
+            ));
+            losses.push(loss_sum);
+            model = optim.step(lr, model, grads);
+        }
+    }
+    let update_s = update_start.elapsed().as_secs_f64();
+    let passes = (optim_config.epochs * chunks) as f64;
+    let tokens = batch.response_tokens() as f64;
+
+    // Statistics on the host (one copy each).
+    let mask_h = host(&mask);
+    let valid = |values: Vec<f32>| -> Vec<f32> {
+        values
+            .into_iter()
+            .zip(&mask_h)
+            .filter(|(_, m)| **m > 0.0)
+            .map(|(v, _)| v)
+            .collect()
+    };
+    let mean =
+        |values: &[f32]| values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64;
+    let mut entropies = valid(host(&entropy));
+    let weights = valid(host(&advantages.token_weight.clone().reshape([n, c])));
+    let gate_mean = mean(&weights);
+    let gate_var = weights
+        .iter()
+        .map(|&w| (w as f64 - gate_mean).powi(2))
+        .sum::<f64>()
+        / weights.len().max(1) as f64;
+    let all_adv = valid(host(&token_advantage));
+    let progress = valid(host(&advantages.progress.clone().reshape([n, c])));
+    let outcome: Vec<f32> = all_adv
+        .iter()
+        .zip(&progress)
+        .map(|(a, p)| (a - p).abs())
+        .collect();
+    let drift: Vec<f32> = valid(host(&(logp_old - logp_ref)))
+        .iter()
+        .map(|d| d.abs())
+        .collect();
+    let zero_var = advantages
+        .zero_variance
+        .clone()
+        .int()
+        .to_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("ints");
+    let reward_mean = rollout.rewards.iter().sum::<f64>() / rollout.rewards.len().max(1) as f64;
+    let reward_var = rollout
+        .rewards
+        .iter()
+        .map(|r| (r - reward_mean).powi(2))
+        .sum::<f64>()
+        / rollout.rewards.len().max(1) as f64;
+    let metrics = RlMetrics {
+        reward_mean,
+        reward_std: reward_var.sqrt(),
+        accuracy: rollout.correct.iter().filter(|&&c| c).count() as f64
+            / rollout.correct.len().max(1) as f64,
+        zero_var_frac: zero_var.iter().filter(|&&z| z != 0).count() as f64
+            / zero_var.len().max(1) as f64,
+        nonzero_adv_frac: all_adv.iter().filter(|a| a.abs() > 1e-8).count() as f64
+            / all_adv.len().max(1) as f64,
+        outcome_abs_mean: mean(&outcome),
+        progress_abs_mean: mean(&progress.iter().map(|p| p.abs()).collect::<Vec<_>>()),
+        entropy_mean: mean(&entropies),
+        entropy_p10: quantile(&mut entropies, 0.1),
+        entropy_p50: quantile(&mut entropies, 0.5),
+        entropy_p90: quantile(&mut entropies, 0.9),
+        gate_mean,
+        gate_std: gate_var.sqrt(),
+        drift_abs_mean: mean(&drift),
+        clip_low_frac: clip_low / passes,
+        clip_high_frac: clip_high / passes,
+        kl_mean: kl / passes,
+        response_len_mean: rollout.mean_length(),
+        truncated_frac: rollout.truncated_fraction(),
+        rollout_tokens_per_s: 0.0,
+        scoring_tokens_per_s: 2.0 * tokens / scoring_s.max(1e-9),
+        update_tokens_per_s: tokens * optim_config.epochs as f64 / update_s.max(1e-9),
+    };
+    let report = UpdateReport {
+        loss: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
+        grad_norm: norms.iter().sum::<f64>() / norms.len().max(1) as f64,
+        metrics,
+    };
+    (model, report)
+}

@@ -1,0 +1,287 @@
+//! The training loop: evaluate → supervised warm start → RL steps (rollout → score → advantages
+//! → update) with metrics, periodic evaluation and checkpoints → final evaluation.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use epgrpo_eval::{MathVerifier, Problem, VerifierConfig};
+use epgrpo_models::{Decoder, DecoderConfig};
+
+use crate::checkpoint::{self, RunState, Stage};
+use crate::config::{ModelConfig, TrainConfig};
+use crate::error::CliError;
+use crate::evaluate::{Graded, accuracy, greedy_eval};
+use crate::metrics::{MetricsLog, StepMetrics};
+use crate::optim::{adamw, learning_rate};
+use crate::rollout::{generation_config, rollout};
+use crate::sft::sft_step;
+use crate::step::rl_update;
+use crate::task::{ArithmeticTask, CharVocab, Split};
+
+/// What the loop reports while it runs (the CLI draws progress bars from it).
+pub trait Observer {
+    /// A stage starts (or resumes at `done` of `total` steps).
+    fn stage(&mut self, stage: Stage, total: usize, done: usize);
+    /// A step finished.
+    fn step(&mut self, metrics: &StepMetrics);
+    /// The held-out set was evaluated.
+    fn evaluated(&mut self, label: &str, accuracy: f64);
+}
+
+/// Result of a finished (or stopped) run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    /// Run directory.
+    pub run_dir: PathBuf,
+    /// Held-out greedy accuracy of the freshly initialised model.
+    pub accuracy_at_start: Option<f64>,
+    /// Held-out greedy accuracy after the warm start, when RL began.
+    pub accuracy_before_rl: Option<f64>,
+    /// Held-out greedy accuracy at the end (absent when stopped early).
+    pub accuracy_final: Option<f64>,
+    /// RL steps completed.
+    pub rl_steps: usize,
+}
+
+/// Independent streams of the run seed.
+const SFT_STREAM: u64 = 0x5F7;
+const RL_STREAM: u64 = 0x41;
+const SAMPLE_STREAM: u64 = 0x5A3;
+
+/// The decoder of a `[model]` section for the task's character vocabulary.
+pub fn decoder_config(model: &ModelConfig) -> Result<DecoderConfig, CliError> {
+    let json = serde_json::json!({
+        "model_type": "llama",
+        "vocab_size": CharVocab::SIZE,
+        "hidden_size": model.hidden_size,
+        "intermediate_size": model.intermediate_size,
+        "num_hidden_layers": model.num_hidden_layers,
+        "num_attention_heads": model.num_attention_heads,
+        "num_key_value_heads": model.num_key_value_heads,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "tie_word_embeddings": false,
+        "max_position_embeddings": 64,
+        "bos_token_id": CharVocab::BOS,
+        "eos_token_id": CharVocab::EOS,
+    });
+    let config: DecoderConfig =
+        serde_json::from_value(json).map_err(|e| CliError::Input(format!("[model]: {e}")))?;
+    config
+        .validate(Path::new("[model]"))
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(config)
+}
+
+/// Runs (or resumes) the experiment of `config` in `run_dir`. `stop_after` ends the RL stage
+/// early after that many steps, with a checkpoint (to test and demonstrate resuming).
+pub fn run<B: AutodiffBackend>(
+    config: TrainConfig,
+    run_dir: &Path,
+    resume: bool,
+    stop_after: Option<usize>,
+    device: &B::Device,
+    observer: &mut dyn Observer,
+) -> Result<Outcome, CliError> {
+    let io = |e: std::io::Error| CliError::Internal(format!("{}: {e}", run_dir.display()));
+    let (mut state, checkpoint_dir) = if resume {
+        let dir = checkpoint::directory(run_dir)?;
+        (checkpoint::load_state(&dir)?, Some(dir))
+    } else {
+        if run_dir.join("checkpoint").exists() {
+            return Err(CliError::Input(format!(
+                "{}: a run already lives here; continue it with --resume or choose another --out",
+                run_dir.display()
+            )));
+        }
+        std::fs::create_dir_all(run_dir).map_err(io)?;
+        let toml =
+            toml::to_string_pretty(&config).map_err(|e| CliError::Internal(e.to_string()))?;
+        std::fs::write(run_dir.join("config.toml"), toml).map_err(io)?;
+        let stage = if config.sft.steps > 0 {
+            Stage::Sft
+        } else {
+            Stage::Rl
+        };
+        let state = RunState {
+            config,
+            stage,
+            step: 0,
+            accuracy_at_start: None,
+            accuracy_before_rl: None,
+        };
+        (state, None)
+    };
+    let config = state.config.clone();
+    let seed = config.train.seed;
+    B::seed(device, seed);
+    let mut model = Decoder::<B>::init(&decoder_config(&config.model)?, device);
+    if let Some(dir) = &checkpoint_dir {
+        model = checkpoint::load_model(dir, "model", model, device)?;
+    }
+    let task = ArithmeticTask::new(&config.task);
+    let verifier = MathVerifier::new(VerifierConfig::default())
+        .map_err(|e| CliError::Internal(e.to_string()))?;
+    let held_out = task.held_out(seed, config.task.eval_problems);
+    let evaluate = |model: &Decoder<B>,
+                    label: &str,
+                    observer: &mut dyn Observer|
+     -> Result<(f64, Vec<Graded>), CliError> {
+        let graded = greedy_eval(
+            &model.valid(),
+            &held_out,
+            &config.rollout,
+            &verifier,
+            device,
+        )?;
+        let value = accuracy(&graded);
+        observer.evaluated(label, value);
+        Ok((value, graded))
+    };
+    let keep = checkpoint_dir
+        .as_ref()
+        .map(|_| (state.stage.name(), state.step));
+    let mut log = MetricsLog::open(run_dir, keep)?;
+    if state.accuracy_at_start.is_none() {
+        state.accuracy_at_start = Some(evaluate(&model, "start", observer)?.0);
+    }
+
+    // Stage 1: supervised warm start.
+    let mut reference = None;
+    if state.stage == Stage::Sft {
+        let sft = &config.sft;
+        let mut optim = adamw(0.0).init::<B, Decoder<B>>();
+        if let Some(dir) = &checkpoint_dir {
+            optim = checkpoint::load_optimizer(dir, optim, device)?;
+        }
+        observer.stage(Stage::Sft, sft.steps, state.step);
+        for step in state.step..sft.steps {
+            let problems: Vec<Problem> = (0..sft.batch_size)
+                .map(|i| {
+                    task.problem(
+                        Split::Train,
+                        seed ^ SFT_STREAM,
+                        (step * sft.batch_size + i) as u64,
+                    )
+                })
+                .collect();
+            let lr = learning_rate(step, sft.steps, sft.steps.div_ceil(10), sft.lr, 0.1);
+            let (next, loss, grad_norm) = sft_step(model, &mut optim, &problems, lr, device)?;
+            model = next;
+            let metrics = StepMetrics {
+                stage: "sft".into(),
+                step: step + 1,
+                lr,
+                loss,
+                grad_norm,
+                ..Default::default()
+            };
+            log.write(&metrics)?;
+            observer.step(&metrics);
+        }
+        state.stage = Stage::Rl;
+        state.step = 0;
+        state.accuracy_before_rl = Some(evaluate(&model, "after warm start", observer)?.0);
+        let frozen = model.valid();
+        let optim = adamw(config.optim.weight_decay).init::<B, Decoder<B>>();
+        checkpoint::save(run_dir, &model, Some(&frozen), &optim, &state)?;
+        reference = Some(frozen);
+    }
+
+    // Stage 2: RL.
+    let reference = match (reference, &checkpoint_dir) {
+        (Some(reference), _) => reference,
+        (None, Some(dir)) if dir.join("reference.mpk").exists() => {
+            let empty = Decoder::<B::InnerBackend>::init(&decoder_config(&config.model)?, device);
+            checkpoint::load_model(dir, "reference", empty, device)?
+        }
+        (None, _) => model.valid(),
+    };
+    if state.accuracy_before_rl.is_none() {
+        state.accuracy_before_rl = state.accuracy_at_start;
+    }
+    let mut optim = adamw(config.optim.weight_decay).init::<B, Decoder<B>>();
+    if let Some(dir) = checkpoint_dir.as_ref().filter(|_| state.step > 0) {
+        optim = checkpoint::load_optimizer(dir, optim, device)?;
+    }
+    let o = &config.optim;
+    let steps = config.train.steps;
+    let b = config.rollout.prompts_per_step;
+    observer.stage(Stage::Rl, steps, state.step);
+    let mut last_eval = None;
+    for step in state.step..steps {
+        let problems: Vec<Problem> = (0..b)
+            .map(|i| task.problem(Split::Train, seed ^ RL_STREAM, (step * b + i) as u64))
+            .collect();
+        let generation = generation_config(
+            &config.rollout,
+            config.algorithm.group_size,
+            seed ^ SAMPLE_STREAM ^ ((step as u64) << 20),
+            false,
+        );
+        let rollout_start = Instant::now();
+        let batch = rollout(&model.valid(), problems, &generation, &verifier, device)?;
+        let rollout_s = rollout_start.elapsed().as_secs_f64();
+        let lr = learning_rate(step, steps, o.warmup_steps, o.lr, o.min_lr_ratio);
+        let (next, report) = rl_update(model, &mut optim, &reference, &batch, &config, lr, device);
+        model = next;
+        let mut rl = report.metrics;
+        let generated: usize = batch.completions.iter().map(|c| c.tokens.len()).sum();
+        rl.rollout_tokens_per_s = generated as f64 / rollout_s.max(1e-9);
+        state.step = step + 1;
+        let every = config.eval.every;
+        last_eval = if state.step == steps || (every > 0 && state.step % every == 0) {
+            Some(evaluate(&model, &format!("step {}", state.step), observer)?)
+        } else {
+            None
+        };
+        let metrics = StepMetrics {
+            stage: "rl".into(),
+            step: state.step,
+            lr,
+            loss: report.loss,
+            grad_norm: report.grad_norm,
+            rl: Some(rl),
+            eval_accuracy: last_eval.as_ref().map(|(value, _)| *value),
+        };
+        log.write(&metrics)?;
+        observer.step(&metrics);
+        let every = config.train.checkpoint_every;
+        let stop = stop_after == Some(state.step);
+        if state.step == steps || stop || (every > 0 && state.step % every == 0) {
+            checkpoint::save(run_dir, &model, Some(&reference), &optim, &state)?;
+        }
+        if stop {
+            break;
+        }
+    }
+    let accuracy_final = match last_eval.filter(|_| state.step == steps) {
+        Some((value, graded)) => {
+            write_jsonl(&run_dir.join("eval.jsonl"), &graded)?;
+            Some(value)
+        }
+        None => None,
+    };
+    let outcome = Outcome {
+        run_dir: run_dir.to_path_buf(),
+        accuracy_at_start: state.accuracy_at_start,
+        accuracy_before_rl: state.accuracy_before_rl,
+        accuracy_final,
+        rl_steps: state.step,
+    };
+    let summary =
+        serde_json::to_string_pretty(&outcome).map_err(|e| CliError::Internal(e.to_string()))?;
+    std::fs::write(run_dir.join("summary.json"), summary).map_err(io)?;
+    Ok(outcome)
+}
+
+fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), CliError> {
+    let mut text = String::new();
+    for row in rows {
+        text.push_str(&serde_json::to_string(row).map_err(|e| CliError::Internal(e.to_string()))?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| CliError::Internal(format!("{}: {e}", path.display())))
+}
