@@ -6,8 +6,8 @@
 //! its gradient from Burn's autodiff.
 
 use burn::backend::{Autodiff, NdArray};
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
-use epgrpo_kernels::{reference, token_logp_entropy, token_logp_entropy_grad};
+use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive, backend::Backend};
+use epgrpo_kernels::{KernelBackend, reference, token_logp_entropy, token_logp_entropy_grad};
 
 #[cfg(feature = "wgpu")]
 type TestBackend = burn::backend::Wgpu;
@@ -355,4 +355,56 @@ fn non_contiguous_logits_are_accepted() {
     let expected = oracle(&case, 1.0, Uses::Both);
     assert_close("logp", &to_f64(logp), &expected.logp, FWD_ATOL, FWD_RTOL);
     assert_close("entropy", &to_f64(entropy), &expected.entropy, FWD_ATOL, FWD_RTOL);
+}
+
+#[test]
+fn logits_produced_on_device_are_accepted() {
+    // The output of a device op (here x · 1) is allocated by the backend, which may pad its rows
+    // (CUDA does); the kernels must address rows by stride.
+    let case = Case::random(5, 211, 4.0, 120);
+    let device = Default::default();
+    let logits = case.logits::<TestBackend>(&device).mul_scalar(1.0);
+    let (logp, entropy) = token_logp_entropy(logits.clone(), case.targets(&device), 0.5);
+    let expected = oracle(&case, 0.5, Uses::Both);
+    assert_close("logp", &to_f64(logp), &expected.logp, FWD_ATOL, FWD_RTOL);
+    assert_close("entropy", &to_f64(entropy), &expected.entropy, FWD_ATOL, FWD_RTOL);
+    let grad = token_logp_entropy_grad::<TestBackend>(
+        logits,
+        case.targets(&device),
+        0.5,
+        Case::row_vec(&case.grad_logp, &device),
+        Case::row_vec(&case.grad_entropy, &device),
+    );
+    assert_close("grad", &to_f64(grad), &expected.grad, GRAD_ATOL, GRAD_RTOL);
+}
+
+#[test]
+fn log_normalizer_is_logsumexp_and_neg_infinity_on_masked_rows() {
+    let mut case = Case::random(5, 137, 4.0, 130);
+    case.mask_row(1);
+    let temperature = 0.5;
+    let device = Default::default();
+    let stats = TestBackend::token_stats(
+        case.logits::<TestBackend>(&device).into_primitive().tensor(),
+        case.targets::<TestBackend>(&device).into_primitive(),
+        temperature as f32,
+    );
+    let actual = to_f64(Tensor::<TestBackend, 1>::from_primitive(
+        TensorPrimitive::Float(stats.log_normalizer),
+    ));
+    // Host logsumexp in f64 of the finite logits / T.
+    let expected: Vec<f64> = case
+        .logits
+        .chunks(case.v)
+        .map(|row| {
+            let z: Vec<f64> = row.iter().map(|&x| f64::from(x) / temperature).collect();
+            let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if max == f64::NEG_INFINITY {
+                return max;
+            }
+            max + z.iter().map(|&v| (v - max).exp()).sum::<f64>().ln()
+        })
+        .collect();
+    assert_eq!(actual[1], f64::NEG_INFINITY);
+    assert_close("log_normalizer", &actual, &expected, FWD_ATOL, FWD_RTOL);
 }

@@ -1,6 +1,9 @@
 //! E1 as CubeCL kernels: per-row target log-prob and entropy in one pass over the logits
 //! (forward), and the logits gradient with the softmax recomputed on the fly (backward).
 //!
+//! Inputs are row-major with unit column stride; rows are addressed through `stride(0)`
+//! because CubeCL may pitch (pad) the rows of 2-D allocations (it does on CUDA).
+//!
 //! Layout: one cube per row, `block` threads (a power of two) striding over the vocabulary
 //! with unit stride between neighbouring threads (coalesced reads). Rows are numbered
 //! `CUBE_POS_Y · CUBE_COUNT_X + CUBE_POS_X` so that more than 65,535 rows fit a 2-D grid.
@@ -13,6 +16,9 @@
 //! `logsumexp = m + ln s`, `H = ln s − t/s`, `logp = z[target] − logsumexp`.
 
 use cubecl::prelude::*;
+
+/// Strided columns each thread folds in per step of the forward pass.
+const UNROLL: usize = 4;
 
 /// Row handled by this cube, from the 2-D grid of [`super::row_grid`].
 #[cube]
@@ -43,43 +49,58 @@ pub(crate) fn token_stats_kernel<F: Float, I: Numeric>(
     // Runtime copy of `block` for loop counters (comptime values cannot be mutated).
     let step = CUBE_DIM_X as usize;
     let vocab = logits.shape(1);
-    let base = row * vocab;
+    // Rows may be pitched (CUDA pads rows of 2-D allocations): step rows by the stride.
+    let base = row * logits.stride(0);
     let inv_t = F::cast_from(inv_temperature);
     let zero = F::new(0.0);
-    let one = F::new(1.0);
     // `z > lowest` is false only for -inf (and the lowest finite value, whose p is 0 next to
     // any ordinary logit); comparisons avoid an infinity constant.
     let lowest = F::min_value();
 
-    // Per-thread online pass over z = logit / T.
+    // Per-thread online pass over z = logit / T, UNROLL strided columns per step: their loads
+    // are independent (memory-level parallelism) and the running maximum moves at most once per
+    // step. Columns past the end of the row are skipped.
     let mut m = zero;
     let mut s = zero;
     let mut t = zero;
     let mut v = tid;
     while v < vocab {
-        let z = logits[base + v] * inv_t;
-        if s == zero {
-            // First finite logit of this thread; -inf logits (p = 0) are skipped.
-            if z > lowest {
-                m = z;
-                s = one;
-            }
-        } else if z > m {
-            let d = m - z;
-            let a = d.exp();
-            t = a * (t + s * d);
-            s = s * a + one;
-            m = z;
-        } else {
-            let d = z - m;
-            let e = d.exp();
-            // e = 0 covers -inf logits (d = -inf, e·d would be NaN) and underflow (term is 0).
-            if e > zero {
-                s += e;
-                t += e * d;
+        let mut group_max = logits[base + v];
+        #[unroll]
+        for k in 1..UNROLL {
+            let col = v + k * step;
+            if col < vocab {
+                group_max = F::max(group_max, logits[base + col]);
             }
         }
-        v += step;
+        // T > 0, so the maximum commutes with the scaling.
+        let group_max = group_max * inv_t;
+        // A group of -inf logits (p = 0) changes nothing.
+        if group_max > lowest {
+            if s == zero {
+                m = group_max;
+            } else if group_max > m {
+                let d = m - group_max;
+                let a = d.exp();
+                t = a * (t + s * d);
+                s *= a;
+                m = group_max;
+            }
+            #[unroll]
+            for k in 0..UNROLL {
+                let col = v + k * step;
+                if col < vocab {
+                    let d = logits[base + col] * inv_t - m;
+                    let e = d.exp();
+                    // e = 0 covers -inf logits (e·d would be NaN) and underflow (term is 0).
+                    if e > zero {
+                        s += e;
+                        t += e * d;
+                    }
+                }
+            }
+        }
+        v += UNROLL * step;
     }
 
     let mut sm_m = SharedMemory::<F>::new(block);
@@ -161,34 +182,33 @@ pub(crate) fn token_stats_backward_kernel<F: Float, I: Numeric>(
     }
     let step = CUBE_DIM_X as usize;
     let vocab = logits.shape(1);
-    let base = row * vocab;
+    // Rows may be pitched (CUDA pads rows of 2-D allocations): step rows by the stride.
+    let base = row * logits.stride(0);
     let zero = F::new(0.0);
+    let inv_t = F::cast_from(inv_temperature);
     let lse = log_normalizer[row];
+    // A masked row has log-normaliser -inf: zero upstream gradients and a finite shift make
+    // every term 0 there (its logits are -inf, so p = 0).
+    let live = lse > F::min_value();
+    let shift = if live { lse } else { zero };
+    let g_lp = if live { grad_logp[row] * inv_t } else { zero };
+    let g_h = if live { grad_entropy[row] * inv_t } else { zero };
+    let h = entropy[row];
+    let target = u32::cast_from(targets[row]) as usize;
+    let out_base = row * grad_logits.stride(0);
     let mut v = UNIT_POS_X as usize;
-    if lse < F::min_value() {
-        // Masked row (log-normaliser -inf).
-        while v < vocab {
-            grad_logits[base + v] = zero;
-            v += step;
+    while v < vocab {
+        let log_p = logits[base + v] * inv_t - shift;
+        let p = log_p.exp();
+        let mut g = zero - g_lp * p;
+        // p = 0 terms (log p = -inf) contribute nothing to the entropy gradient.
+        if p > zero {
+            g -= g_h * p * (log_p + h);
         }
-    } else {
-        let inv_t = F::cast_from(inv_temperature);
-        let h = entropy[row];
-        let g_lp = grad_logp[row] * inv_t;
-        let g_h = grad_entropy[row] * inv_t;
-        let target = u32::cast_from(targets[row]) as usize;
-        while v < vocab {
-            let log_p = logits[base + v] * inv_t - lse;
-            let p = log_p.exp();
-            let mut g = zero - g_lp * p;
-            if p > zero {
-                g -= g_h * p * (log_p + h);
-            }
-            if v == target {
-                g += g_lp;
-            }
-            grad_logits[base + v] = g;
-            v += step;
+        if v == target {
+            g += g_lp;
         }
+        grad_logits[out_base + v] = g;
+        v += step;
     }
 }
