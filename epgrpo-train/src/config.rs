@@ -79,9 +79,9 @@ pub struct TaskConfig {
 impl Default for TaskConfig {
     fn default() -> Self {
         Self {
-            max_operand: 100,
+            max_operand: 20,
             operators: "+-".into(),
-            eval_problems: 256,
+            eval_problems: 80,
         }
     }
 }
@@ -128,7 +128,7 @@ pub struct RolloutConfig {
 impl Default for RolloutConfig {
     fn default() -> Self {
         Self {
-            prompts_per_step: 16,
+            prompts_per_step: 32,
             max_new_tokens: 6,
             temperature: 1.0,
             top_k: 0,
@@ -162,7 +162,7 @@ pub struct OptimConfig {
 impl Default for OptimConfig {
     fn default() -> Self {
         Self {
-            lr: 5e-4,
+            lr: 1e-4,
             warmup_steps: 10,
             min_lr_ratio: 0.1,
             weight_decay: 0.0,
@@ -209,7 +209,7 @@ pub struct EvalConfig {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        Self { every: 40 }
+        Self { every: 30 }
     }
 }
 

@@ -7,6 +7,7 @@ use epgrpo_models::{Completion, Decoder, FinishReason, GenerationConfig, Samplin
 
 use crate::config::RolloutConfig;
 use crate::error::CliError;
+use crate::scoring::SequenceBatch;
 use crate::task::CharVocab;
 
 /// The answers of one RL step with their rewards.
@@ -35,6 +36,22 @@ impl Rollout {
             .filter(|c| c.finish == FinishReason::Length)
             .count();
         truncated as f64 / self.completions.len().max(1) as f64
+    }
+
+    /// Every completion behind its prompt, laid out for teacher forcing (rows in completion
+    /// order).
+    pub fn sequences(&self) -> SequenceBatch {
+        let prompts: Vec<&[u32]> = self
+            .completions
+            .iter()
+            .map(|c| self.prompts[c.prompt].as_slice())
+            .collect();
+        let answers: Vec<&[u32]> = self
+            .completions
+            .iter()
+            .map(|c| c.tokens.as_slice())
+            .collect();
+        SequenceBatch::new(&prompts, &answers, CharVocab::PAD)
     }
 
     /// Mean completion length in tokens.

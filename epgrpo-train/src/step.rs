@@ -15,8 +15,7 @@ use crate::config::TrainConfig;
 use crate::metrics::{RlMetrics, quantile};
 use crate::optim::clip_global_norm;
 use crate::rollout::Rollout;
-use crate::scoring::{SequenceBatch, response_logp_entropy};
-use crate::task::CharVocab;
+use crate::scoring::response_logp_entropy;
 
 /// What an RL update returns besides the new model.
 #[derive(Debug, Clone)]
@@ -50,17 +49,7 @@ pub fn rl_update<B: AutodiffBackend, O: Optimizer<Decoder<B>, B>>(
 ) -> (Decoder<B>, UpdateReport) {
     let temperature = config.rollout.temperature;
     let (b, g) = (rollout.problems.len(), config.algorithm.group_size);
-    let prompts: Vec<&[u32]> = rollout
-        .completions
-        .iter()
-        .map(|c| rollout.prompts[c.prompt].as_slice())
-        .collect();
-    let answers: Vec<&[u32]> = rollout
-        .completions
-        .iter()
-        .map(|c| c.tokens.as_slice())
-        .collect();
-    let batch = SequenceBatch::new(&prompts, &answers, CharVocab::PAD);
+    let batch = rollout.sequences();
     let (n, c) = (batch.rows, batch.response_width);
 
     // π_old and π_ref: no graph (E1, E6).

@@ -141,7 +141,10 @@ mod tests {
 
     #[test]
     fn problems_are_deterministic_correct_and_split_apart() {
-        let task = ArithmeticTask::new(&TaskConfig::default());
+        let task = ArithmeticTask::new(&TaskConfig {
+            max_operand: 100,
+            ..TaskConfig::default()
+        });
         let held_out: std::collections::HashSet<String> = task
             .held_out(0, 500)
             .into_iter()
@@ -166,5 +169,12 @@ mod tests {
             assert_eq!(p.answer, want.to_string());
         }
         assert_eq!(held_out.len(), 500, "held-out problems are distinct");
+        // A small task has fewer held-out problems than asked for: all of them, once each.
+        let small = ArithmeticTask::new(&TaskConfig {
+            max_operand: 20,
+            ..TaskConfig::default()
+        });
+        let all = small.held_out(0, 1000);
+        assert!(all.len() > 50 && all.len() < 120, "{}", all.len());
     }
 }

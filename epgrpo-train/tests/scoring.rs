@@ -33,17 +33,7 @@ fn teacher_forcing_recomputes_the_sampling_log_probs() {
     let generation = generation_config(&rollout_config, 3, 11, false);
     let verifier = MathVerifier::new(VerifierConfig::default()).unwrap();
     let batch = rollout(&model, problems, &generation, &verifier, &device).unwrap();
-    let prompts: Vec<&[u32]> = batch
-        .completions
-        .iter()
-        .map(|c| batch.prompts[c.prompt].as_slice())
-        .collect();
-    let answers: Vec<&[u32]> = batch
-        .completions
-        .iter()
-        .map(|c| c.tokens.as_slice())
-        .collect();
-    let sequences = SequenceBatch::new(&prompts, &answers, CharVocab::PAD);
+    let sequences = batch.sequences();
     let (logp, entropy) = response_logp_entropy(&model, &sequences, 0.7, &device);
     let c = sequences.response_width;
     let logp = logp.to_data().convert::<f32>().to_vec::<f32>().unwrap();

@@ -56,17 +56,7 @@ fn one_update_raises_rewarded_answers_and_lowers_the_rest() {
                 .is_some_and(|t| (t.wrapping_sub(3)) % 2 == 0);
             batch.rewards[i] = if even { 1.0 } else { 0.0 };
         }
-        let prompts: Vec<&[u32]> = batch
-            .completions
-            .iter()
-            .map(|c| batch.prompts[c.prompt].as_slice())
-            .collect();
-        let answers: Vec<&[u32]> = batch
-            .completions
-            .iter()
-            .map(|c| c.tokens.as_slice())
-            .collect();
-        let sequences = SequenceBatch::new(&prompts, &answers, CharVocab::PAD);
+        let sequences = batch.sequences();
         let before = sequence_logps(&model.valid(), &sequences);
         let mut optim = adamw(0.0).init::<B, Decoder<B>>();
         let (model, _) = rl_update(
