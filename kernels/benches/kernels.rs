@@ -160,7 +160,7 @@ fn run_backend<B: KernelBackend>(name: &str, settings: &Settings) {
             let ms = time_variant::<B>(variant, settings.rows, vocab, settings.iters, &device);
             let bytes = (settings.rows * vocab * 4) as f64;
             println!(
-                "| {name} | {} | {vocab} | {} | {ms:.2} | {:.1} | {:.1} |",
+                "| {name} | {} | {vocab} | {} | {ms:.2} | {:.3} | {:.1} |",
                 settings.rows,
                 variant.label(),
                 bytes / (ms * 1e-3) / 1e9,

@@ -12,6 +12,11 @@
 # Environment: BENCH_ROWS, BENCH_VOCABS, BENCH_ITERS (see kernels/benches/kernels.rs); SKIP_BENCH=1.
 set -euo pipefail
 
+# NVRTC of the CUDA toolkit, where the machine has one in the usual place.
+if [[ -d /usr/local/cuda/lib64 ]]; then
+    export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
 newest() { ls -t $1 2>/dev/null | grep -v '\.d$' | head -n 1 || true; }
 
 parity="${1:-$(newest 'target-gpu/release/deps/parity-*')}"

@@ -7,7 +7,7 @@
 //! | backend | implementation |
 //! |---|---|
 //! | `CubeBackend<R, F, I, BT>` (wgpu, CUDA; feature `wgpu` / `cuda`) | CubeCL kernels in `cube/` |
-//! | `NdArray` (always built) | plain Burn tensor ops from [`reference`] |
+//! | `NdArray` (always built) | plain Burn tensor ops from [`reference`](mod@reference) |
 //! | `Autodiff<B, C>` | the inner backend's forward plus a hand-written backward node |
 //!
 //! # E1 semantics (all implementations)
