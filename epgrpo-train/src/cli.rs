@@ -43,6 +43,9 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Throughput of training, scoring, prefill and grouped decoding on a random decoder of
+    /// SmolLM2-135M's shape, as a table.
+    Bench(crate::commands::bench::BenchArgs),
     /// Evaluate a run's model: greedy pass@1, avg@n, pass@k, maj@k, per-problem JSONL.
     Eval(crate::commands::eval::EvalArgs),
     /// Draw the curves of a run's metrics.jsonl to RUN_DIR/plots.svg (done automatically at the

@@ -17,6 +17,7 @@ fn main() {
             temperature,
             seed,
         } => commands::generate::run(&model, &prompt, !raw, max_new_tokens, temperature, seed),
+        Command::Bench(args) => commands::bench::run(args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Plot { run_dir } => {
             plot::plot_run(&run_dir).map(|path| format!("wrote {}", path.display()))
