@@ -2,9 +2,11 @@
 //! → update) with metrics, periodic evaluation and checkpoints → final evaluation.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use epgrpo_eval::{MathVerifier, Problem, VerifierConfig};
 use epgrpo_models::{Decoder, DecoderConfig};
@@ -75,6 +77,28 @@ pub fn decoder_config(model: &ModelConfig) -> Result<DecoderConfig, CliError> {
     Ok(config)
 }
 
+/// The freshly initialised decoder of a run. Burn's RNG is process-global and parameters are
+/// drawn lazily, so seeding and drawing every parameter happen under one lock: runs that start
+/// at the same time in one process cannot interleave their draws.
+pub fn initial_model<B: Backend>(
+    config: &DecoderConfig,
+    seed: u64,
+    device: &B::Device,
+) -> Decoder<B> {
+    struct Materialize;
+    impl<B: Backend> ModuleVisitor<B> for Materialize {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    static INIT: Mutex<()> = Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    B::seed(device, seed);
+    let model = Decoder::<B>::init(config, device);
+    model.visit(&mut Materialize);
+    model
+}
+
 /// Runs (or resumes) the experiment of `config` in `run_dir`. `stop_after` ends the RL stage
 /// early after that many steps, with a checkpoint (to test and demonstrate resuming).
 pub fn run<B: AutodiffBackend>(
@@ -116,8 +140,7 @@ pub fn run<B: AutodiffBackend>(
     };
     let config = state.config.clone();
     let seed = config.train.seed;
-    B::seed(device, seed);
-    let mut model = Decoder::<B>::init(&decoder_config(&config.model)?, device);
+    let mut model = initial_model::<B>(&decoder_config(&config.model)?, seed, device);
     if let Some(dir) = &checkpoint_dir {
         model = checkpoint::load_model(dir, "model", model, device)?;
     }
@@ -194,7 +217,8 @@ pub fn run<B: AutodiffBackend>(
     let reference = match (reference, &checkpoint_dir) {
         (Some(reference), _) => reference,
         (None, Some(dir)) if dir.join("reference.mpk").exists() => {
-            let empty = Decoder::<B::InnerBackend>::init(&decoder_config(&config.model)?, device);
+            let empty =
+                initial_model::<B::InnerBackend>(&decoder_config(&config.model)?, seed, device);
             checkpoint::load_model(dir, "reference", empty, device)?
         }
         (None, _) => model.valid(),

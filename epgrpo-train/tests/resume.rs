@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use epgrpo_models::Decoder;
 use epgrpo_train::checkpoint::{self, Stage};
 use epgrpo_train::config::TrainConfig;
 use epgrpo_train::metrics::{StepMetrics, read_metrics};
-use epgrpo_train::trainer::{Observer, decoder_config, run};
+use epgrpo_train::trainer::{Observer, decoder_config, initial_model, run};
 
 type B = Autodiff<NdArray<f32>>;
 
@@ -79,7 +78,7 @@ fn parameters(dir: &Path, config: &TrainConfig) -> Vec<Vec<f32>> {
         }
     }
     let device = Default::default();
-    let empty = Decoder::<NdArray<f32>>::init(&decoder_config(&config.model).unwrap(), &device);
+    let empty = initial_model::<NdArray<f32>>(&decoder_config(&config.model).unwrap(), 0, &device);
     let model = checkpoint::load_model(&dir.join("checkpoint"), "model", empty, &device).unwrap();
     let mut collect = Collect(Vec::new());
     model.visit(&mut collect);

@@ -7,8 +7,8 @@ use epgrpo_eval::{MathVerifier, VerifierConfig};
 use epgrpo_models::Decoder;
 use epgrpo_train::config::{ModelConfig, RolloutConfig, TaskConfig};
 use epgrpo_train::rollout::{generation_config, rollout};
-use epgrpo_train::scoring::{SequenceBatch, response_logp_entropy};
-use epgrpo_train::task::{ArithmeticTask, CharVocab, Split};
+use epgrpo_train::scoring::response_logp_entropy;
+use epgrpo_train::task::{ArithmeticTask, Split};
 use epgrpo_train::trainer::decoder_config;
 
 type B = NdArray<f32>;

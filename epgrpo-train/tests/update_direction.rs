@@ -11,7 +11,7 @@ use epgrpo_train::optim::adamw;
 use epgrpo_train::rollout::{generation_config, rollout};
 use epgrpo_train::scoring::{SequenceBatch, response_logp_entropy};
 use epgrpo_train::step::rl_update;
-use epgrpo_train::task::{ArithmeticTask, CharVocab, Split};
+use epgrpo_train::task::{ArithmeticTask, Split};
 use epgrpo_train::trainer::decoder_config;
 
 type B = Autodiff<NdArray<f32>>;
