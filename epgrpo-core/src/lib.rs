@@ -5,7 +5,7 @@
 //!
 //! | equation | item |
 //! |---|---|
-//! | E1 token entropy and log-prob | [`entropy::token_logp_entropy`] |
+//! | E1 token entropy and log-prob | [`entropy::token_logp_entropy`] (the fused kernel of `epgrpo-kernels`) |
 //! | E2–E3 group-normalised entropy gate | [`gate::entropy_gate`] |
 //! | E4 outcome advantage, zero variance | [`outcome::outcome_advantage`] |
 //! | E5, E11–E13 token advantages | [`advantage::token_advantages`] |

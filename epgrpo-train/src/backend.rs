@@ -3,6 +3,7 @@
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::ValueEnum;
+use epgrpo_kernels::KernelBackend;
 
 use crate::error::CliError;
 
@@ -25,7 +26,10 @@ pub trait BackendJob {
     /// What the job returns.
     type Output;
     /// Runs the job on backend `B` and `device`.
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Self::Output, CliError>;
+    fn run<B>(self, device: B::Device) -> Result<Self::Output, CliError>
+    where
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend;
 }
 
 /// Runs `job` on the backend of `kind`, or explains which feature is missing.

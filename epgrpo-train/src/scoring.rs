@@ -7,6 +7,7 @@
 
 use burn::prelude::*;
 use epgrpo_core::entropy::token_logp_entropy;
+use epgrpo_kernels::KernelBackend;
 use epgrpo_models::{Decoder, LeftPadding};
 
 /// Prompt + response rows on the host, ready to become tensors.
@@ -96,7 +97,7 @@ impl SequenceBatch {
 ///
 /// # Shapes
 /// - output: (`[N, C]`, `[N, C]`)
-pub fn response_logp_entropy<B: Backend>(
+pub fn response_logp_entropy<B: KernelBackend>(
     model: &Decoder<B>,
     batch: &SequenceBatch,
     temperature: f64,

@@ -5,6 +5,7 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use epgrpo_eval::Problem;
+use epgrpo_kernels::KernelBackend;
 use epgrpo_models::Decoder;
 
 use crate::error::CliError;
@@ -28,7 +29,7 @@ pub fn demonstration(problem: &Problem) -> Result<(Vec<u32>, Vec<u32>), CliError
 
 /// One optimiser step of mean token cross-entropy on `problems`; returns the new model, the
 /// loss and the gradient norm before clipping (clipped to 1).
-pub fn sft_step<B: AutodiffBackend, O: Optimizer<Decoder<B>, B>>(
+pub fn sft_step<B: AutodiffBackend + KernelBackend, O: Optimizer<Decoder<B>, B>>(
     model: Decoder<B>,
     optim: &mut O,
     problems: &[Problem],

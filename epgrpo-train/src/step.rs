@@ -9,6 +9,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use epgrpo_core::{GroupTensors, LossInputs, policy_loss, token_advantages};
+use epgrpo_kernels::KernelBackend;
 use epgrpo_models::Decoder;
 
 use crate::config::TrainConfig;
@@ -38,7 +39,7 @@ fn host<B: Backend>(t: &Tensor<B, 2>) -> Vec<f32> {
 
 /// Scores `rollout`, computes advantages and updates `model` in place of the optimiser.
 #[allow(clippy::too_many_arguments)]
-pub fn rl_update<B: AutodiffBackend, O: Optimizer<Decoder<B>, B>>(
+pub fn rl_update<B, O>(
     model: Decoder<B>,
     optim: &mut O,
     reference: &Decoder<B::InnerBackend>,
@@ -46,7 +47,12 @@ pub fn rl_update<B: AutodiffBackend, O: Optimizer<Decoder<B>, B>>(
     config: &TrainConfig,
     lr: f64,
     device: &B::Device,
-) -> (Decoder<B>, UpdateReport) {
+) -> (Decoder<B>, UpdateReport)
+where
+    B: AutodiffBackend + KernelBackend,
+    B::InnerBackend: KernelBackend,
+    O: Optimizer<Decoder<B>, B>,
+{
     let temperature = config.rollout.temperature;
     let (b, g) = (rollout.problems.len(), config.algorithm.group_size);
     let batch = rollout.sequences();

@@ -9,6 +9,7 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use epgrpo_eval::{MathVerifier, Problem, VerifierConfig};
+use epgrpo_kernels::KernelBackend;
 use epgrpo_models::{Decoder, DecoderConfig};
 
 use crate::checkpoint::{self, RunState, Stage};
@@ -101,14 +102,18 @@ pub fn initial_model<B: Backend>(
 
 /// Runs (or resumes) the experiment of `config` in `run_dir`. `stop_after` ends the RL stage
 /// early after that many steps, with a checkpoint (to test and demonstrate resuming).
-pub fn run<B: AutodiffBackend>(
+pub fn run<B>(
     config: TrainConfig,
     run_dir: &Path,
     resume: bool,
     stop_after: Option<usize>,
     device: &B::Device,
     observer: &mut dyn Observer,
-) -> Result<Outcome, CliError> {
+) -> Result<Outcome, CliError>
+where
+    B: AutodiffBackend + KernelBackend,
+    B::InnerBackend: KernelBackend,
+{
     let io = |e: std::io::Error| CliError::Internal(format!("{}: {e}", run_dir.display()));
     let (mut state, checkpoint_dir) = if resume {
         let dir = checkpoint::directory(run_dir)?;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
+use epgrpo_kernels::KernelBackend;
 use epgrpo_models::{Decoder, DecoderConfig, GenerationConfig, Sampling, generate};
 
 use crate::backend::{BackendJob, DeviceKind, run_on};
@@ -89,7 +90,11 @@ fn time<F: FnMut()>(repeats: usize, mut f: F) -> f64 {
 impl BackendJob for Bench {
     type Output = String;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<String, CliError> {
+    fn run<B>(self, device: B::Device) -> Result<String, CliError>
+    where
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend,
+    {
         let a = self.0;
         let config = smollm2_shape(a.layers)?;
         let model = Decoder::<B>::init(&config, &device);

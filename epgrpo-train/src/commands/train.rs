@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
+use epgrpo_kernels::KernelBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::{BackendJob, run_on};
@@ -73,7 +74,11 @@ struct TrainJob {
 impl BackendJob for TrainJob {
     type Output = Outcome;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Outcome, CliError> {
+    fn run<B>(self, device: B::Device) -> Result<Outcome, CliError>
+    where
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend,
+    {
         let mut observer = Progress {
             bar: None,
             plain: self.plain,
