@@ -136,41 +136,35 @@ impl<B: Backend> TokenAdvantages<B> {
                 .expect("converted to i64 above")
         };
         let (advantages, weight) = (floats(&self.advantages), floats(&self.token_weight));
-        let bucket = ints(self.bucket.to_data());
+        let bucket: Vec<u32> = ints(self.bucket.to_data())
+            .into_iter()
+            .map(|v| v as u32)
+            .collect();
         let zero_variance = ints(self.zero_variance.clone().int().to_data());
         groups
             .iter()
             .enumerate()
             .map(|(b, group)| {
-                let rows = |values: &[f64]| -> Vec<Vec<f64>> {
-                    group
-                        .lengths()
-                        .iter()
-                        .enumerate()
-                        .map(|(i, len)| {
-                            let start = (b * g + i) * l;
-                            values[start..start + len].to_vec()
-                        })
-                        .collect()
-                };
+                let lengths = group.lengths();
                 GroupAdvantages {
-                    advantages: rows(&advantages),
-                    token_weight: rows(&weight),
-                    bucket: group
-                        .lengths()
-                        .iter()
-                        .enumerate()
-                        .map(|(i, len)| {
-                            let start = (b * g + i) * l;
-                            bucket[start..start + len]
-                                .iter()
-                                .map(|v| *v as u32)
-                                .collect()
-                        })
-                        .collect(),
+                    advantages: rows(&advantages, &lengths, b * g, l),
+                    token_weight: rows(&weight, &lengths, b * g, l),
+                    bucket: rows(&bucket, &lengths, b * g, l),
                     zero_variance: zero_variance[b] != 0,
                 }
             })
             .collect()
     }
+}
+
+/// Rows `first_row..` of a padded `[rows, L]` host buffer, each cut to its length.
+fn rows<T: Clone>(values: &[T], lengths: &[usize], first_row: usize, l: usize) -> Vec<Vec<T>> {
+    lengths
+        .iter()
+        .enumerate()
+        .map(|(i, len)| {
+            let start = (first_row + i) * l;
+            values[start..start + len].to_vec()
+        })
+        .collect()
 }

@@ -145,7 +145,8 @@ where
     };
     let config = state.config.clone();
     let seed = config.train.seed;
-    let mut model = initial_model::<B>(&decoder_config(&config.model)?, seed, device);
+    let architecture = decoder_config(&config.model)?;
+    let mut model = initial_model::<B>(&architecture, seed, device);
     if let Some(dir) = &checkpoint_dir {
         model = checkpoint::load_model(dir, "model", model, device)?;
     }
@@ -222,8 +223,7 @@ where
     let reference = match (reference, &checkpoint_dir) {
         (Some(reference), _) => reference,
         (None, Some(dir)) if dir.join("reference.mpk").exists() => {
-            let empty =
-                initial_model::<B::InnerBackend>(&decoder_config(&config.model)?, seed, device);
+            let empty = initial_model::<B::InnerBackend>(&architecture, seed, device);
             checkpoint::load_model(dir, "reference", empty, device)?
         }
         (None, _) => model.valid(),
