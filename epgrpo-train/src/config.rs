@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use epgrpo_core::AlgorithmConfig;
+use epgrpo_models::LoraConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::codec::QUESTION_SLOT;
 use crate::error::CliError;
 
 /// The embedded default experiment (`epgrpo train` with no `--config`).
@@ -35,10 +37,25 @@ pub struct TrainConfig {
     pub eval: EvalConfig,
 }
 
-/// `[model]`: a small Llama-style decoder built from scratch for the task's vocabulary.
+/// `[model]`: a small Llama-style decoder built from scratch for the task's character
+/// vocabulary, or a pretrained model (`path`), fully fine-tuned or with LoRA adapters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
+    /// Pretrained model: a Hugging Face directory (`config.json`, `*.safetensors`,
+    /// `tokenizer.json`) or a `.gguf` file. Absent: a scratch decoder of the sizes below.
+    pub path: Option<PathBuf>,
+    /// Pretrained model only: put each prompt to the model as one user turn of its chat
+    /// template (with the template's default system prompt).
+    pub chat_template: bool,
+    /// Pretrained model only: LoRA rank r (0: train every weight). With LoRA the reference
+    /// policy is the model with its adapters switched off.
+    pub lora_rank: usize,
+    /// LoRA scale numerator: the update is `(lora_alpha / lora_rank) · x·A·B`.
+    pub lora_alpha: f64,
+    /// Projections that get adapters: any of `q_proj k_proj v_proj o_proj gate_proj up_proj
+    /// down_proj`.
+    pub lora_targets: Vec<String>,
     /// Width d of the residual stream.
     pub hidden_size: usize,
     /// Inner width of the SwiGLU MLP.
@@ -54,6 +71,13 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
+            path: None,
+            chat_template: true,
+            lora_rank: 0,
+            lora_alpha: 16.0,
+            lora_targets: ["q_proj", "k_proj", "v_proj", "o_proj"]
+                .map(String::from)
+                .to_vec(),
             hidden_size: 128,
             intermediate_size: 384,
             num_hidden_layers: 3,
@@ -63,11 +87,21 @@ impl Default for ModelConfig {
     }
 }
 
-/// `[task]`: procedurally generated integer arithmetic, `a+b=` or `a-b=` with operands below
-/// `max_operand`. Train and held-out problems come from disjoint seeds.
+/// `[task]`: procedurally generated integer arithmetic, `a+b` or `a-b` with operands below
+/// `max_operand` (train and held-out problems disjoint), or JSONL problem files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskConfig {
+    /// How a question is put to the model; `{question}` is replaced by the question.
+    pub prompt: String,
+    /// JSONL training problems (`{"question": ..., "answer": ...}`); absent: arithmetic.
+    pub train_file: Option<PathBuf>,
+    /// JSONL held-out problems; required with `train_file`.
+    pub eval_file: Option<PathBuf>,
+    /// Field of the question in the JSONL files.
+    pub question_field: String,
+    /// Field of the answer in the JSONL files (a GSM8K-style `... #### 72` keeps `72`).
+    pub answer_field: String,
     /// Operands are drawn from `0..max_operand`.
     pub max_operand: u32,
     /// Operators used: any of `+`, `-`, `*`.
@@ -79,6 +113,11 @@ pub struct TaskConfig {
 impl Default for TaskConfig {
     fn default() -> Self {
         Self {
+            prompt: "{question}=".into(),
+            train_file: None,
+            eval_file: None,
+            question_field: "question".into(),
+            answer_field: "answer".into(),
             max_operand: 20,
             operators: "+-".into(),
             eval_problems: 80,
@@ -280,6 +319,41 @@ impl TrainConfig {
                 "model.hidden_size ({}) must be an even multiple of 2 × model.num_attention_heads ({})",
                 m.hidden_size, m.num_attention_heads
             ));
+        }
+        if m.path.is_some() {
+            if !(m.lora_alpha.is_finite() && m.lora_alpha > 0.0) {
+                problems.push(format!(
+                    "model.lora_alpha must be > 0 (got {})",
+                    m.lora_alpha
+                ));
+            }
+            if m.lora_rank > 0 {
+                let targets: Vec<&str> = m.lora_targets.iter().map(String::as_str).collect();
+                let lora = LoraConfig::from_names(m.lora_rank, m.lora_alpha, &targets);
+                if let Err(e) = lora.and_then(|lora| lora.validate()) {
+                    problems.push(format!("model.lora_targets: {e}"));
+                }
+            }
+        } else if m.lora_rank > 0 {
+            problems.push(
+                "model.lora_rank needs a pretrained model (model.path); the scratch decoder \
+                 trains every weight"
+                    .into(),
+            );
+        }
+        let t = &self.task;
+        if !t.prompt.contains(QUESTION_SLOT) {
+            problems.push(format!(
+                "task.prompt must contain {QUESTION_SLOT} (got {:?})",
+                t.prompt
+            ));
+        }
+        if t.train_file.is_some() != t.eval_file.is_some() {
+            problems.push(
+                "task.train_file and task.eval_file go together: set both (JSONL problems) or \
+                 neither (generated arithmetic)"
+                    .into(),
+            );
         }
         if !(1..=1_000_000).contains(&self.task.max_operand) {
             problems.push(format!(

@@ -6,10 +6,10 @@ use epgrpo_eval::{MathVerifier, Problem};
 use epgrpo_models::Decoder;
 use serde::Serialize;
 
+use crate::codec::Codec;
 use crate::config::RolloutConfig;
 use crate::error::CliError;
 use crate::rollout::{generation_config, rollout};
-use crate::task::CharVocab;
 
 /// One problem's greedy answer.
 #[derive(Debug, Clone, Serialize)]
@@ -29,22 +29,28 @@ pub struct Graded {
 /// Greedy answers to `problems` (in batches of 256) and their grades.
 pub fn greedy_eval<B: Backend>(
     model: &Decoder<B>,
+    codec: &Codec,
     problems: &[Problem],
     rollout_config: &RolloutConfig,
     verifier: &MathVerifier,
     device: &B::Device,
 ) -> Result<Vec<Graded>, CliError> {
-    let generation = generation_config(rollout_config, 1, 0, true);
+    let generation = generation_config(rollout_config, codec, 1, 0, true);
     let mut graded = Vec::with_capacity(problems.len());
     for chunk in problems.chunks(256) {
-        let result = rollout(model, chunk.to_vec(), &generation, verifier, device)?;
-        for (completion, correct) in result.completions.iter().zip(result.correct) {
+        let result = rollout(model, codec, chunk.to_vec(), &generation, verifier, device)?;
+        for ((completion, correct), text) in result
+            .completions
+            .iter()
+            .zip(result.correct)
+            .zip(result.texts)
+        {
             let problem = &chunk[completion.prompt];
             graded.push(Graded {
                 id: problem.id.clone(),
                 question: problem.question.clone(),
                 answer: problem.answer.clone(),
-                completion: CharVocab::decode(&completion.tokens),
+                completion: text,
                 correct,
             });
         }

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod checkpoint;
 pub mod cli;
+pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod evaluate;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod policy;
 pub mod rollout;
 pub mod scoring;
 pub mod sft;

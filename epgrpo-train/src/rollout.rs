@@ -5,10 +5,10 @@ use burn::prelude::*;
 use epgrpo_eval::{MathVerifier, Problem, Score};
 use epgrpo_models::{Completion, Decoder, FinishReason, GenerationConfig, Sampling, generate};
 
+use crate::codec::Codec;
 use crate::config::RolloutConfig;
 use crate::error::CliError;
 use crate::scoring::SequenceBatch;
-use crate::task::CharVocab;
 
 /// The answers of one RL step with their rewards.
 #[derive(Debug, Clone)]
@@ -21,6 +21,10 @@ pub struct Rollout {
     pub completions: Vec<Completion>,
     /// Reward of each completion.
     pub rewards: Vec<f64>,
+    /// The text of each completion.
+    pub texts: Vec<String>,
+    /// Filler id of the policy's vocabulary.
+    pub pad: u32,
     /// Whether each completion's answer was verified correct.
     pub correct: Vec<bool>,
     /// The verifier's full verdict on each completion (extracted answer, format).
@@ -28,7 +32,7 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    /// Fraction of completions that hit `max_new_tokens` without `<eos>`.
+    /// Fraction of completions that hit `max_new_tokens` without a stop token.
     pub fn truncated_fraction(&self) -> f64 {
         let truncated = self
             .completions
@@ -51,7 +55,7 @@ impl Rollout {
             .iter()
             .map(|c| c.tokens.as_slice())
             .collect();
-        SequenceBatch::new(&prompts, &answers, CharVocab::PAD)
+        SequenceBatch::new(&prompts, &answers, self.pad)
     }
 
     /// Mean completion length in tokens.
@@ -64,6 +68,7 @@ impl Rollout {
 /// Generation settings of a rollout.
 pub fn generation_config(
     config: &RolloutConfig,
+    codec: &Codec,
     samples: usize,
     seed: u64,
     greedy: bool,
@@ -80,15 +85,16 @@ pub fn generation_config(
                 top_p: (config.top_p < 1.0).then_some(config.top_p as f32),
             }
         },
-        stop_tokens: vec![CharVocab::EOS],
+        stop_tokens: codec.stop_tokens(),
         seed,
-        pad_token: CharVocab::PAD,
+        pad_token: codec.pad(),
     }
 }
 
 /// Samples `generation.samples_per_prompt` answers per problem with `model` and scores them.
 pub fn rollout<B: Backend>(
     model: &Decoder<B>,
+    codec: &Codec,
     problems: Vec<Problem>,
     generation: &GenerationConfig,
     verifier: &MathVerifier,
@@ -96,21 +102,19 @@ pub fn rollout<B: Backend>(
 ) -> Result<Rollout, CliError> {
     let prompts = problems
         .iter()
-        .map(|p| {
-            CharVocab::prompt(&p.question).map_err(|c| {
-                CliError::Input(format!(
-                    "problem {}: character {c:?} is not in the vocabulary",
-                    p.id
-                ))
-            })
-        })
+        .map(|p| codec.prompt(p))
         .collect::<Result<Vec<_>, _>>()?;
     let completions = generate(model, &prompts, generation, device)
         .map_err(|e| CliError::Internal(format!("generation failed: {e}")))?;
     let g = generation.samples_per_prompt;
+    let texts: Vec<String> = completions
+        .iter()
+        .map(|c| codec.decode(&c.tokens))
+        .collect();
     let scores: Vec<Score> = completions
         .iter()
-        .map(|c| verifier.score(&CharVocab::decode(&c.tokens), &problems[c.prompt].answer))
+        .zip(&texts)
+        .map(|(c, text)| verifier.score(text, &problems[c.prompt].answer))
         .collect();
     debug_assert_eq!(completions.len(), problems.len() * g);
     Ok(Rollout {
@@ -120,5 +124,7 @@ pub fn rollout<B: Backend>(
         rewards: scores.iter().map(|s| s.reward).collect(),
         correct: scores.iter().map(|s| s.correct).collect(),
         scores,
+        texts,
+        pad: codec.pad(),
     })
 }

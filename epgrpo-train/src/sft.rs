@@ -1,4 +1,4 @@
-//! Supervised warm start: teacher-forced cross-entropy on correct answers (`answer<eos>`), so
+//! Supervised warm start: teacher-forced cross-entropy on correct answers (`answer<stop>`), so
 //! that the policy solves some problems before RL starts rewarding it.
 
 use burn::optim::{GradientsParams, Optimizer};
@@ -8,41 +8,28 @@ use epgrpo_eval::Problem;
 use epgrpo_kernels::KernelBackend;
 use epgrpo_models::Decoder;
 
+use crate::codec::Codec;
 use crate::error::CliError;
 use crate::optim::clip_global_norm;
 use crate::scoring::{SequenceBatch, response_logp_entropy};
-use crate::task::CharVocab;
-
-/// The prompt and the target answer ids (`answer` then `<eos>`) of a problem.
-pub fn demonstration(problem: &Problem) -> Result<(Vec<u32>, Vec<u32>), CliError> {
-    let bad = |c: char| {
-        CliError::Input(format!(
-            "problem {}: character {c:?} is not in the vocabulary",
-            problem.id
-        ))
-    };
-    let prompt = CharVocab::prompt(&problem.question).map_err(bad)?;
-    let mut answer = CharVocab::encode(&problem.answer).map_err(bad)?;
-    answer.push(CharVocab::EOS);
-    Ok((prompt, answer))
-}
 
 /// One optimiser step of mean token cross-entropy on `problems`; returns the new model, the
 /// loss and the gradient norm before clipping (clipped to 1).
 pub fn sft_step<B: AutodiffBackend + KernelBackend, O: Optimizer<Decoder<B>, B>>(
     model: Decoder<B>,
     optim: &mut O,
+    codec: &Codec,
     problems: &[Problem],
     lr: f64,
     device: &B::Device,
 ) -> Result<(Decoder<B>, f64, f64), CliError> {
     let pairs = problems
         .iter()
-        .map(demonstration)
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|p| Ok((codec.prompt(p)?, codec.answer(p)?)))
+        .collect::<Result<Vec<_>, CliError>>()?;
     let prompts: Vec<&[u32]> = pairs.iter().map(|(p, _)| p.as_slice()).collect();
     let answers: Vec<&[u32]> = pairs.iter().map(|(_, a)| a.as_slice()).collect();
-    let batch = SequenceBatch::new(&prompts, &answers, CharVocab::PAD);
+    let batch = SequenceBatch::new(&prompts, &answers, codec.pad());
     let (logp, _) = response_logp_entropy(&model, &batch, 1.0, device);
     let loss = logp
         .sum()

@@ -1,13 +1,16 @@
-//! The default task: integer arithmetic problems (`37+58=` → `95`) generated from a seed, and
-//! the character vocabulary the small scratch decoder reads and writes.
+//! The problems of a run: integer arithmetic generated from a seed (`37+58` → `95`, the
+//! default task), or JSONL files; and the character vocabulary the small scratch decoder reads
+//! and writes.
 //!
-//! A problem belongs to the held-out split when a hash of its operands and operator falls in
-//! one tenth of the hash range; training never samples those, so held-out accuracy measures
-//! generalisation, not memorisation.
+//! An arithmetic problem belongs to the held-out split when a hash of its operands and operator
+//! falls in one tenth of the hash range; training never samples those, so held-out accuracy
+//! measures generalisation, not memorisation. File problems are held out by being in the
+//! evaluation file.
 
-use epgrpo_eval::Problem;
+use epgrpo_eval::{DatasetConfig, Problem, load_jsonl};
 
 use crate::config::TaskConfig;
+use crate::error::CliError;
 
 /// Token ids of the character vocabulary: `<pad>`, `<bos>`, `<eos>`, the ten digits, `+ - * =`.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +110,7 @@ impl ArithmeticTask {
             };
             return Problem {
                 id: format!("{split:?}-{index}"),
-                question: format!("{a}{op}{b}="),
+                question: format!("{a}{op}{b}"),
                 answer: answer.to_string(),
                 line: index as usize,
             };
@@ -124,6 +127,77 @@ impl ArithmeticTask {
             .take(count)
             .collect()
     }
+}
+
+/// Where the problems of a run come from.
+#[derive(Debug, Clone)]
+pub enum ProblemSource {
+    /// Generated arithmetic (`[task] max_operand`, `operators`).
+    Arithmetic(ArithmeticTask),
+    /// `[task] train_file` and `eval_file`.
+    Files {
+        /// Training problems, visited in a fresh seeded order every pass.
+        train: Vec<Problem>,
+        /// Held-out problems.
+        held_out: Vec<Problem>,
+    },
+}
+
+impl ProblemSource {
+    /// The source a (validated) `[task]` section describes; reads its files.
+    pub fn new(config: &TaskConfig) -> Result<Self, CliError> {
+        let (Some(train), Some(eval)) = (&config.train_file, &config.eval_file) else {
+            return Ok(Self::Arithmetic(ArithmeticTask::new(config)));
+        };
+        let fields = DatasetConfig {
+            question_field: config.question_field.clone(),
+            answer_field: config.answer_field.clone(),
+            ..DatasetConfig::default()
+        };
+        let read = |path: &std::path::Path| {
+            let problems = load_jsonl(path, &fields).map_err(|e| CliError::Input(e.to_string()))?;
+            if problems.is_empty() {
+                return Err(CliError::Input(format!("{}: no problems", path.display())));
+            }
+            Ok(problems)
+        };
+        Ok(Self::Files {
+            train: read(train)?,
+            held_out: read(eval)?,
+        })
+    }
+
+    /// Training problem number `index` under `seed` (deterministic, so a run resumes exactly).
+    /// Files are read in passes, each in its own seeded order.
+    pub fn train_problem(&self, seed: u64, index: u64) -> Problem {
+        match self {
+            Self::Arithmetic(task) => task.problem(Split::Train, seed, index),
+            Self::Files { train, .. } => {
+                let n = train.len() as u64;
+                let order = seeded_order(train.len(), mix(seed ^ mix(index / n)));
+                train[order[(index % n) as usize]].clone()
+            }
+        }
+    }
+
+    /// The evaluation set: the first `count` held-out problems (fewer when there are fewer).
+    pub fn held_out(&self, seed: u64, count: usize) -> Vec<Problem> {
+        match self {
+            Self::Arithmetic(task) => task.held_out(seed, count),
+            Self::Files { held_out, .. } => held_out.iter().take(count).cloned().collect(),
+        }
+    }
+}
+
+/// A permutation of `0..n` drawn from `seed` (Fisher–Yates).
+fn seeded_order(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut state = seed;
+    for i in (1..n).rev() {
+        state = mix(state);
+        order.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    order
 }
 
 #[cfg(test)]
@@ -158,7 +232,7 @@ mod tests {
                 "{} is held out",
                 p.question
             );
-            let (lhs, _) = p.question.split_once('=').unwrap();
+            let lhs = p.question.as_str();
             let op = lhs.find(['+', '-']).unwrap();
             let (a, b): (i64, i64) = (lhs[..op].parse().unwrap(), lhs[op + 1..].parse().unwrap());
             let want = if &lhs[op..op + 1] == "+" {

@@ -2,26 +2,25 @@
 //! → update) with metrics, periodic evaluation and checkpoints → final evaluation.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Instant;
 
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
-use burn::prelude::*;
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use epgrpo_eval::{MathVerifier, Problem, VerifierConfig};
 use epgrpo_kernels::KernelBackend;
-use epgrpo_models::{Decoder, DecoderConfig};
+use epgrpo_models::Decoder;
 
 use crate::checkpoint::{self, RunState, Stage};
-use crate::config::{ModelConfig, TrainConfig};
+use crate::config::TrainConfig;
 use crate::error::CliError;
 use crate::evaluate::{Graded, accuracy, greedy_eval};
 use crate::metrics::{MetricsLog, StepMetrics};
 use crate::optim::{adamw, learning_rate};
+use crate::policy::initial_policy;
 use crate::rollout::{generation_config, rollout};
 use crate::sft::sft_step;
 use crate::step::rl_update;
-use crate::task::{ArithmeticTask, CharVocab, Split};
+use crate::task::ProblemSource;
 
 /// What the loop reports while it runs (the CLI draws progress bars from it).
 pub trait Observer {
@@ -52,53 +51,6 @@ pub struct Outcome {
 const SFT_STREAM: u64 = 0x5F7;
 const RL_STREAM: u64 = 0x41;
 const SAMPLE_STREAM: u64 = 0x5A3;
-
-/// The decoder of a `[model]` section for the task's character vocabulary.
-pub fn decoder_config(model: &ModelConfig) -> Result<DecoderConfig, CliError> {
-    let json = serde_json::json!({
-        "model_type": "llama",
-        "vocab_size": CharVocab::SIZE,
-        "hidden_size": model.hidden_size,
-        "intermediate_size": model.intermediate_size,
-        "num_hidden_layers": model.num_hidden_layers,
-        "num_attention_heads": model.num_attention_heads,
-        "num_key_value_heads": model.num_key_value_heads,
-        "rms_norm_eps": 1e-5,
-        "rope_theta": 10000.0,
-        "tie_word_embeddings": false,
-        "max_position_embeddings": 64,
-        "bos_token_id": CharVocab::BOS,
-        "eos_token_id": CharVocab::EOS,
-    });
-    let config: DecoderConfig =
-        serde_json::from_value(json).map_err(|e| CliError::Input(format!("[model]: {e}")))?;
-    config
-        .validate(Path::new("[model]"))
-        .map_err(|e| CliError::Input(e.to_string()))?;
-    Ok(config)
-}
-
-/// The freshly initialised decoder of a run. Burn's RNG is process-global and parameters are
-/// drawn lazily, so seeding and drawing every parameter happen under one lock: runs that start
-/// at the same time in one process cannot interleave their draws.
-pub fn initial_model<B: Backend>(
-    config: &DecoderConfig,
-    seed: u64,
-    device: &B::Device,
-) -> Decoder<B> {
-    struct Materialize;
-    impl<B: Backend> ModuleVisitor<B> for Materialize {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let _ = param.val();
-        }
-    }
-    static INIT: Mutex<()> = Mutex::new(());
-    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    B::seed(device, seed);
-    let model = Decoder::<B>::init(config, device);
-    model.visit(&mut Materialize);
-    model
-}
 
 /// Runs (or resumes) the experiment of `config` in `run_dir`. `stop_after` ends the RL stage
 /// early after that many steps, with a checkpoint (to test and demonstrate resuming).
@@ -145,12 +97,14 @@ where
     };
     let config = state.config.clone();
     let seed = config.train.seed;
-    let architecture = decoder_config(&config.model)?;
-    let mut model = initial_model::<B>(&architecture, seed, device);
+    let (mut model, codec) = initial_policy::<B>(&config, device)?;
+    // With LoRA the reference policy is the model with its adapters off (the base weights are
+    // frozen); otherwise a frozen copy of the policy when RL starts.
+    let lora = model.has_adapters();
     if let Some(dir) = &checkpoint_dir {
         model = checkpoint::load_model(dir, "model", model, device)?;
     }
-    let task = ArithmeticTask::new(&config.task);
+    let task = ProblemSource::new(&config.task)?;
     let verifier = MathVerifier::new(VerifierConfig::default())
         .map_err(|e| CliError::Internal(e.to_string()))?;
     let held_out = task.held_out(seed, config.task.eval_problems);
@@ -160,6 +114,7 @@ where
      -> Result<(f64, Vec<Graded>), CliError> {
         let graded = greedy_eval(
             &model.valid(),
+            &codec,
             &held_out,
             &config.rollout,
             &verifier,
@@ -188,16 +143,11 @@ where
         observer.stage(Stage::Sft, sft.steps, state.step);
         for step in state.step..sft.steps {
             let problems: Vec<Problem> = (0..sft.batch_size)
-                .map(|i| {
-                    task.problem(
-                        Split::Train,
-                        seed ^ SFT_STREAM,
-                        (step * sft.batch_size + i) as u64,
-                    )
-                })
+                .map(|i| task.train_problem(seed ^ SFT_STREAM, (step * sft.batch_size + i) as u64))
                 .collect();
             let lr = learning_rate(step, sft.steps, sft.steps.div_ceil(10), sft.lr, 0.1);
-            let (next, loss, grad_norm) = sft_step(model, &mut optim, &problems, lr, device)?;
+            let (next, loss, grad_norm) =
+                sft_step(model, &mut optim, &codec, &problems, lr, device)?;
             model = next;
             let metrics = StepMetrics {
                 stage: "sft".into(),
@@ -213,17 +163,18 @@ where
         state.stage = Stage::Rl;
         state.step = 0;
         state.accuracy_before_rl = Some(evaluate(&model, "after warm start", observer)?.0);
-        let frozen = model.valid();
         let optim = adamw(config.optim.weight_decay).init::<B, Decoder<B>>();
-        checkpoint::save(run_dir, &model, Some(&frozen), &optim, &state)?;
-        reference = Some(frozen);
+        let frozen = (!lora).then(|| model.valid());
+        checkpoint::save(run_dir, &model, frozen.as_ref(), &optim, &state)?;
+        reference = frozen;
     }
 
     // Stage 2: RL.
     let reference = match (reference, &checkpoint_dir) {
+        _ if lora => model.valid().with_adapters_enabled(false),
         (Some(reference), _) => reference,
         (None, Some(dir)) if dir.join("reference.mpk").exists() => {
-            let empty = initial_model::<B::InnerBackend>(&architecture, seed, device);
+            let (empty, _) = initial_policy::<B::InnerBackend>(&config, device)?;
             checkpoint::load_model(dir, "reference", empty, device)?
         }
         (None, _) => model.valid(),
@@ -242,16 +193,24 @@ where
     let mut last_eval = None;
     for step in state.step..steps {
         let problems: Vec<Problem> = (0..b)
-            .map(|i| task.problem(Split::Train, seed ^ RL_STREAM, (step * b + i) as u64))
+            .map(|i| task.train_problem(seed ^ RL_STREAM, (step * b + i) as u64))
             .collect();
         let generation = generation_config(
             &config.rollout,
+            &codec,
             config.algorithm.group_size,
             seed ^ SAMPLE_STREAM ^ ((step as u64) << 20),
             false,
         );
         let rollout_start = Instant::now();
-        let batch = rollout(&model.valid(), problems, &generation, &verifier, device)?;
+        let batch = rollout(
+            &model.valid(),
+            &codec,
+            problems,
+            &generation,
+            &verifier,
+            device,
+        )?;
         let rollout_s = rollout_start.elapsed().as_secs_f64();
         let lr = learning_rate(step, steps, o.warmup_steps, o.lr, o.min_lr_ratio);
         let (next, report) = rl_update(model, &mut optim, &reference, &batch, &config, lr, device);
@@ -280,7 +239,8 @@ where
         let every = config.train.checkpoint_every;
         let stop = stop_after == Some(state.step);
         if state.step == steps || stop || (every > 0 && state.step % every == 0) {
-            checkpoint::save(run_dir, &model, Some(&reference), &optim, &state)?;
+            let frozen = (!lora).then_some(&reference);
+            checkpoint::save(run_dir, &model, frozen, &optim, &state)?;
         }
         if stop {
             break;

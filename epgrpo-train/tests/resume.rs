@@ -9,7 +9,8 @@ use burn::prelude::*;
 use epgrpo_train::checkpoint::{self, Stage};
 use epgrpo_train::config::TrainConfig;
 use epgrpo_train::metrics::{StepMetrics, read_metrics};
-use epgrpo_train::trainer::{Observer, decoder_config, initial_model, run};
+use epgrpo_train::policy::{decoder_config, initial_model};
+use epgrpo_train::trainer::{Observer, run};
 
 type B = Autodiff<NdArray<f32>>;
 

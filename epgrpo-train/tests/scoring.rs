@@ -5,11 +5,12 @@
 use burn::backend::NdArray;
 use epgrpo_eval::{MathVerifier, VerifierConfig};
 use epgrpo_models::Decoder;
+use epgrpo_train::codec::Codec;
 use epgrpo_train::config::{ModelConfig, RolloutConfig, TaskConfig};
+use epgrpo_train::policy::decoder_config;
 use epgrpo_train::rollout::{generation_config, rollout};
 use epgrpo_train::scoring::response_logp_entropy;
 use epgrpo_train::task::{ArithmeticTask, Split};
-use epgrpo_train::trainer::decoder_config;
 
 type B = NdArray<f32>;
 
@@ -30,9 +31,10 @@ fn teacher_forcing_recomputes_the_sampling_log_probs() {
         max_new_tokens: 5,
         ..RolloutConfig::default()
     };
-    let generation = generation_config(&rollout_config, 3, 11, false);
+    let codec = Codec::chars("{question}=");
+    let generation = generation_config(&rollout_config, &codec, 3, 11, false);
     let verifier = MathVerifier::new(VerifierConfig::default()).unwrap();
-    let batch = rollout(&model, problems, &generation, &verifier, &device).unwrap();
+    let batch = rollout(&model, &codec, problems, &generation, &verifier, &device).unwrap();
     let sequences = batch.sequences();
     let (logp, entropy) = response_logp_entropy(&model, &sequences, 0.7, &device);
     let c = sequences.response_width;

@@ -6,13 +6,14 @@ use burn::module::AutodiffModule;
 use epgrpo_core::Algorithm;
 use epgrpo_eval::{MathVerifier, VerifierConfig};
 use epgrpo_models::Decoder;
+use epgrpo_train::codec::Codec;
 use epgrpo_train::config::TrainConfig;
 use epgrpo_train::optim::adamw;
+use epgrpo_train::policy::decoder_config;
 use epgrpo_train::rollout::{generation_config, rollout};
 use epgrpo_train::scoring::{SequenceBatch, response_logp_entropy};
 use epgrpo_train::step::rl_update;
 use epgrpo_train::task::{ArithmeticTask, Split};
-use epgrpo_train::trainer::decoder_config;
 
 type B = Autodiff<NdArray<f32>>;
 
@@ -45,9 +46,18 @@ fn one_update_raises_rewarded_answers_and_lowers_the_rest() {
         let reference = model.valid();
         let task = ArithmeticTask::new(&config.task);
         let problems = (0..2).map(|i| task.problem(Split::Train, 1, i)).collect();
-        let generation = generation_config(&config.rollout, 8, 5, false);
+        let codec = Codec::chars(&config.task.prompt);
+        let generation = generation_config(&config.rollout, &codec, 8, 5, false);
         let verifier = MathVerifier::new(VerifierConfig::default()).unwrap();
-        let mut batch = rollout(&model.valid(), problems, &generation, &verifier, &device).unwrap();
+        let mut batch = rollout(
+            &model.valid(),
+            &codec,
+            problems,
+            &generation,
+            &verifier,
+            &device,
+        )
+        .unwrap();
         // An untrained model is never right: reward the answers that start with an even digit.
         for (i, completion) in batch.completions.iter().enumerate() {
             let even = completion

@@ -7,15 +7,15 @@ use burn::backend::NdArray;
 use epgrpo_eval::{
     DatasetConfig, MathVerifier, Problem, SampleOutcome, VerifierConfig, aggregate, load_jsonl,
 };
-use epgrpo_models::Decoder;
 use serde::Serialize;
 
 use crate::checkpoint;
+use crate::codec::Codec;
 use crate::error::CliError;
 use crate::evaluate::{accuracy, greedy_eval};
+use crate::policy::initial_policy;
 use crate::rollout::{generation_config, rollout};
-use crate::task::{ArithmeticTask, CharVocab};
-use crate::trainer::decoder_config;
+use crate::task::ProblemSource;
 
 type Cpu = NdArray<f32>;
 
@@ -73,27 +73,46 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
     let dir = checkpoint::directory(&args.run)?;
     let config = checkpoint::load_state(&dir)?.config;
     let device = Default::default();
-    let empty = Decoder::<Cpu>::init(&decoder_config(&config.model)?, &device);
+    let (empty, codec) = initial_policy::<Cpu>(&config, &device)?;
     let model = checkpoint::load_model(&dir, "model", empty, &device)?;
     let problems = match &args.data {
-        Some(path) => load_problems(path, args)?,
+        Some(path) => load_problems(path, args, &codec)?,
         None => {
-            ArithmeticTask::new(&config.task).held_out(config.train.seed, config.task.eval_problems)
+            ProblemSource::new(&config.task)?.held_out(config.train.seed, config.task.eval_problems)
         }
     };
     let verifier = MathVerifier::new(VerifierConfig::default())
         .map_err(|e| CliError::Internal(e.to_string()))?;
-    let greedy = greedy_eval(&model, &problems, &config.rollout, &verifier, &device)?;
+    let greedy = greedy_eval(
+        &model,
+        &codec,
+        &problems,
+        &config.rollout,
+        &verifier,
+        &device,
+    )?;
     let mut sampled: Vec<Vec<SampleOutcome>> = vec![Vec::new(); problems.len()];
     let mut texts: Vec<Vec<String>> = vec![Vec::new(); problems.len()];
     if args.samples > 0 {
-        let generation = generation_config(&config.rollout, args.samples, args.seed, false);
+        let generation = generation_config(&config.rollout, &codec, args.samples, args.seed, false);
         for (chunk_index, chunk) in problems.chunks(64).enumerate() {
-            let result = rollout(&model, chunk.to_vec(), &generation, &verifier, &device)?;
-            for (completion, score) in result.completions.iter().zip(&result.scores) {
+            let result = rollout(
+                &model,
+                &codec,
+                chunk.to_vec(),
+                &generation,
+                &verifier,
+                &device,
+            )?;
+            for ((completion, score), text) in result
+                .completions
+                .iter()
+                .zip(&result.scores)
+                .zip(result.texts)
+            {
                 let p = chunk_index * 64 + completion.prompt;
                 sampled[p].push(SampleOutcome::from(score));
-                texts[p].push(CharVocab::decode(&completion.tokens));
+                texts[p].push(text);
             }
         }
     }
@@ -124,7 +143,7 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
     Ok(table)
 }
 
-fn load_problems(path: &Path, args: &EvalArgs) -> Result<Vec<Problem>, CliError> {
+fn load_problems(path: &Path, args: &EvalArgs, codec: &Codec) -> Result<Vec<Problem>, CliError> {
     let config = DatasetConfig {
         question_field: args.question_field.clone(),
         answer_field: args.answer_field.clone(),
@@ -132,14 +151,9 @@ fn load_problems(path: &Path, args: &EvalArgs) -> Result<Vec<Problem>, CliError>
     };
     let problems = load_jsonl(path, &config).map_err(|e| CliError::Input(e.to_string()))?;
     for problem in &problems {
-        CharVocab::prompt(&problem.question).map_err(|c| {
-            CliError::Input(format!(
-                "{}:{}: question {:?} has character {c:?}, which this model's vocabulary (digits, + - * =) lacks",
-                path.display(),
-                problem.line,
-                problem.question
-            ))
-        })?;
+        codec
+            .prompt(problem)
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
     }
     if problems.is_empty() {
         return Err(CliError::Input(format!("{}: no problems", path.display())));

@@ -5,14 +5,10 @@
 use std::path::Path;
 
 use burn::backend::NdArray;
-use burn::backend::ndarray::NdArrayDevice;
-use epgrpo_models::load::GgufFile;
-use epgrpo_models::{
-    Decoder, GenerationConfig, ModelError, Sampling, TextTokenizer, generate, load_decoder,
-    load_gguf,
-};
+use epgrpo_models::{GenerationConfig, Sampling, generate};
 
 use crate::error::CliError;
+use crate::policy::load_pretrained;
 
 /// The CPU backend generation runs on.
 type Cpu = NdArray<f32>;
@@ -31,13 +27,14 @@ pub fn run(
 ) -> Result<String, CliError> {
     let sampling = sampling(temperature)?;
     let device = Default::default();
-    let (decoder, tokenizer) = load(model, &device).map_err(input)?;
+    let (decoder, tokenizer) =
+        load_pretrained::<Cpu>(model, &device).map_err(|e| CliError::Input(e.to_string()))?;
     let ids = if chat {
         tokenizer.encode_chat(prompt)
     } else {
         tokenizer.encode(prompt)
     }
-    .map_err(input)?;
+    .map_err(|e| CliError::Input(e.to_string()))?;
     let stop_tokens = tokenizer.stop_tokens().to_vec();
     let config = GenerationConfig {
         samples_per_prompt: 1,
@@ -72,27 +69,6 @@ fn sampling(temperature: f32) -> Result<Sampling, CliError> {
             "temperature must be 0 (greedy) or positive, got {temperature}"
         )))
     }
-}
-
-/// The decoder and tokenizer of a `.gguf` file or of a Hugging Face model directory.
-fn load(model: &Path, device: &NdArrayDevice) -> Result<(Decoder<Cpu>, TextTokenizer), ModelError> {
-    let is_gguf = model
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-    if is_gguf {
-        let tokenizer = TextTokenizer::from_gguf(&GgufFile::open(model)?)?;
-        let (_, decoder) = load_gguf(model, device)?;
-        Ok((decoder, tokenizer))
-    } else {
-        let tokenizer = TextTokenizer::from_dir(model)?;
-        let (_, decoder) = load_decoder(model, device)?;
-        Ok((decoder, tokenizer))
-    }
-}
-
-/// A model file the user pointed at that cannot be used.
-fn input(e: ModelError) -> CliError {
-    CliError::Input(e.to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,164 @@
+//! `Codec`: how a problem becomes prompt ids and how generated ids become text, for the two
+//! kinds of policy a run can train — the scratch decoder on the task's character vocabulary, or
+//! a pretrained model with its own tokenizer (and, optionally, its chat template).
+
+use epgrpo_eval::Problem;
+use epgrpo_models::TextTokenizer;
+
+use crate::error::CliError;
+use crate::task::CharVocab;
+
+/// Where `{question}` goes in `[task] prompt`.
+pub const QUESTION_SLOT: &str = "{question}";
+
+/// Text ↔ ids for one run.
+#[derive(Debug, Clone)]
+pub struct Codec {
+    /// `[task] prompt` with the `{question}` slot.
+    template: String,
+    vocabulary: Vocabulary,
+}
+
+#[derive(Debug, Clone)]
+enum Vocabulary {
+    /// `<bos>` + characters; answers end with `<eos>`.
+    Chars,
+    /// A Hugging Face tokenizer; `chat` wraps the prompt as one user turn of its template.
+    Tokenizer {
+        tokenizer: TextTokenizer,
+        chat: bool,
+    },
+}
+
+impl Codec {
+    /// The character vocabulary of the scratch decoder.
+    pub fn chars(template: &str) -> Self {
+        Self {
+            template: template.to_string(),
+            vocabulary: Vocabulary::Chars,
+        }
+    }
+
+    /// A pretrained model's tokenizer. With `chat`, the tokenizer must carry a chat template.
+    pub fn tokenizer(
+        template: &str,
+        tokenizer: TextTokenizer,
+        chat: bool,
+    ) -> Result<Self, CliError> {
+        if tokenizer.stop_tokens().is_empty() {
+            return Err(CliError::Input(format!(
+                "{}: the tokenizer has no end-of-sequence token (eos, <|im_end|> or \
+                 <|endoftext|>), so answers could never end",
+                tokenizer.origin().display()
+            )));
+        }
+        if chat && tokenizer.chat_template().is_none() {
+            return Err(CliError::Input(format!(
+                "{}: model.chat_template is true but the model has no ChatML chat template",
+                tokenizer.origin().display()
+            )));
+        }
+        Ok(Self {
+            template: template.to_string(),
+            vocabulary: Vocabulary::Tokenizer { tokenizer, chat },
+        })
+    }
+
+    /// The text put to the model for `problem`: the template with the question filled in.
+    pub fn prompt_text(&self, problem: &Problem) -> String {
+        self.template.replace(QUESTION_SLOT, &problem.question)
+    }
+
+    /// Prompt ids of `problem`.
+    pub fn prompt(&self, problem: &Problem) -> Result<Vec<u32>, CliError> {
+        let text = self.prompt_text(problem);
+        match &self.vocabulary {
+            Vocabulary::Chars => CharVocab::prompt(&text).map_err(|c| unencodable(problem, c)),
+            Vocabulary::Tokenizer { tokenizer, chat } => if *chat {
+                tokenizer.encode_chat(&text)
+            } else {
+                tokenizer.encode(&text)
+            }
+            .map_err(|e| CliError::Input(format!("problem {}: {e}", problem.id))),
+        }
+    }
+
+    /// Ids of a demonstration answer (supervised warm start), ending with the stop token.
+    pub fn answer(&self, problem: &Problem) -> Result<Vec<u32>, CliError> {
+        let mut ids = match &self.vocabulary {
+            Vocabulary::Chars => {
+                CharVocab::encode(&problem.answer).map_err(|c| unencodable(problem, c))?
+            }
+            Vocabulary::Tokenizer { tokenizer, .. } => tokenizer
+                .encode(&problem.answer)
+                .map_err(|e| CliError::Input(format!("problem {}: {e}", problem.id)))?,
+        };
+        ids.push(self.stop_tokens()[0]);
+        Ok(ids)
+    }
+
+    /// The text of generated ids, without special tokens.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        match &self.vocabulary {
+            Vocabulary::Chars => CharVocab::decode(ids),
+            // Decoding fails only on ids outside the vocabulary, which the model cannot emit;
+            // an empty answer is then simply wrong.
+            Vocabulary::Tokenizer { tokenizer, .. } => {
+                tokenizer.decode(ids, true).unwrap_or_default()
+            }
+        }
+    }
+
+    /// Ids that end an answer (the first one ends demonstrations).
+    pub fn stop_tokens(&self) -> Vec<u32> {
+        match &self.vocabulary {
+            Vocabulary::Chars => vec![CharVocab::EOS],
+            Vocabulary::Tokenizer { tokenizer, .. } => tokenizer.stop_tokens().to_vec(),
+        }
+    }
+
+    /// Filler id of padded positions (never attended to, never scored).
+    pub fn pad(&self) -> u32 {
+        match &self.vocabulary {
+            Vocabulary::Chars => CharVocab::PAD,
+            Vocabulary::Tokenizer { tokenizer, .. } => tokenizer.stop_tokens()[0],
+        }
+    }
+}
+
+fn unencodable(problem: &Problem, c: char) -> CliError {
+    CliError::Input(format!(
+        "problem {} (line {}): character {c:?} is not in the scratch model's vocabulary \
+         (digits, + - * =); use a pretrained model ([model] path) for text problems",
+        problem.id, problem.line
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(question: &str, answer: &str) -> Problem {
+        Problem {
+            id: "p".into(),
+            question: question.into(),
+            answer: answer.into(),
+            line: 3,
+        }
+    }
+
+    #[test]
+    fn character_codec_fills_the_template_and_ends_answers_with_eos() {
+        let codec = Codec::chars("{question}=");
+        let p = problem("12+7", "19");
+        assert_eq!(codec.prompt_text(&p), "12+7=");
+        let prompt = codec.prompt(&p).unwrap();
+        assert_eq!(prompt[0], CharVocab::BOS);
+        assert_eq!(CharVocab::decode(&prompt[1..]), "12+7=");
+        let answer = codec.answer(&p).unwrap();
+        assert_eq!(answer.last(), Some(&CharVocab::EOS));
+        assert_eq!(codec.decode(&answer), "19");
+        let err = codec.prompt(&problem("what is 2+2", "4")).unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+}
