@@ -7,13 +7,13 @@
 //! top-entropy tokens for `entropy_mask`). Advantages are constants for the update (detached).
 
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+use epgrpo_kernels::KernelBackend;
+use epgrpo_kernels::advantage::{GroupInputs, group_advantages};
 use serde::Serialize;
 
-use crate::config::{AlgorithmConfig, SignOrder, TokenWeighting};
-use crate::gate::{entropy_gate, top_entropy_mask};
+use crate::config::{AlgorithmConfig, TokenWeighting};
+use crate::gate::top_entropy_mask;
 use crate::groups::{GroupTensors, ResponseGroup};
-use crate::outcome::{outcome_advantage, polarity};
-use crate::progress::{bucket_normalize, progress_buckets};
 
 /// Everything the advantage computation produces, kept on the device for logging.
 ///
@@ -36,73 +36,42 @@ pub struct TokenAdvantages<B: Backend> {
 }
 
 /// Computes [`TokenAdvantages`] for `config.name`. The tensors are detached from any graph.
-pub fn token_advantages<B: Backend>(
+///
+/// E2–E12 are the backend's [`KernelBackend::group_advantages`] (one CubeCL kernel on the GPU
+/// backends, plain Burn operations on the CPU); the top-entropy mask of `entropy_mask` (a batch
+/// quantile) is applied afterwards in plain Burn.
+pub fn token_advantages<B: KernelBackend>(
     config: &AlgorithmConfig,
     batch: &GroupTensors<B>,
 ) -> TokenAdvantages<B> {
-    let mask = batch.mask.clone();
-    let entropy = batch.entropy.clone().detach();
-    let rewards = batch.rewards.clone().detach();
-    let dims = mask.dims();
-    let (outcome, zero_variance) = outcome_advantage(
-        rewards.clone(),
-        config.outcome_scale(),
-        config.eps_adv,
-        config.zero_var_tol,
-    );
-    let per_token = |response: Tensor<B, 2>| response.unsqueeze_dim::<3>(2).expand(dims);
-    let (_, bucket) = progress_buckets(entropy.clone(), mask.clone(), config.num_buckets);
-    let (token_weight, progress) = match config.token_weighting() {
-        TokenWeighting::Uniform => (mask.clone(), mask.zeros_like()),
-        TokenWeighting::TopEntropy { fraction } => (
-            top_entropy_mask(entropy, mask.clone(), fraction),
-            mask.zeros_like(),
-        ),
-        TokenWeighting::EntropyProgress => {
-            let gate = entropy_gate(entropy, mask.clone(), config.gamma, config.eps_entropy);
-            let d = per_token(polarity(
-                rewards,
-                outcome.clone(),
-                zero_variance.clone(),
-                config.theta_reward,
-            ));
-            // E6: s = λ (lp_old − lp_ref), detached.
-            let s = (batch.logp_old.clone() - batch.logp_ref.clone())
-                .detach()
-                .mul_scalar(config.lambda);
-            let normalize = |signal| {
-                bucket_normalize(
-                    signal,
-                    bucket.clone(),
-                    mask.clone(),
-                    config.num_buckets,
-                    config.bucket_normalization,
-                    config.eps_bucket,
-                )
-            };
-            // A5: polarity after (i) or before (ii) the bucket normalisation.
-            let directed = match config.sign_order {
-                SignOrder::NormalizeThenSign => normalize(s) * d,
-                SignOrder::SignThenNormalize => normalize(s * d),
-            };
-            // A6: whether the gate also scales the progress term.
-            let gated = if config.gate_progress {
-                directed * gate.clone()
-            } else {
-                directed
-            };
-            (gate, gated.mul_scalar(config.alpha) * mask.clone())
+    let inputs = GroupInputs {
+        rewards: batch.rewards.clone().detach(),
+        entropy: batch.entropy.clone().detach(),
+        logp_old: batch.logp_old.clone().detach(),
+        logp_ref: batch.logp_ref.clone().detach(),
+        mask: batch.mask.clone().detach(),
+    };
+    let out = group_advantages(inputs, &config.advantage_params());
+    let (advantages, token_weight) = match config.token_weighting() {
+        TokenWeighting::TopEntropy { fraction } => {
+            let dims = batch.mask.dims();
+            let weight =
+                top_entropy_mask(batch.entropy.clone().detach(), batch.mask.clone(), fraction);
+            // E5 with the hard mask as the token weight.
+            let outcome = out.outcome.clone().unsqueeze_dim::<3>(2).expand(dims);
+            (weight.clone() * outcome, weight)
+        }
+        TokenWeighting::Uniform | TokenWeighting::EntropyProgress => {
+            (out.advantages, out.token_weight)
         }
     };
-    // E5 + E12: outcome term (weighted) plus progress term.
-    let advantages = token_weight.clone() * per_token(outcome.clone()) + progress.clone();
     TokenAdvantages {
         advantages,
         token_weight,
-        progress,
-        bucket,
-        outcome,
-        zero_variance,
+        progress: out.progress,
+        bucket: out.bucket,
+        outcome: out.outcome,
+        zero_variance: out.zero_variance,
     }
 }
 

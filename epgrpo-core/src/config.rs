@@ -6,9 +6,14 @@
 //! the `*_for` methods of [`AlgorithmConfig`] resolve those axes with one exhaustive `match` each,
 //! so adding a method fails to compile until every axis says what it does.
 
+use epgrpo_kernels::advantage::{AdvantageParams, ProgressParams};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
+
+/// A5 (sign order), A8 (bucket normalisation) and the E4 outcome scaling: defined next to the
+/// kernels that implement them.
+pub use epgrpo_kernels::advantage::{BucketNormalization, OutcomeScale, SignOrder};
 
 /// The policy-optimisation method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,37 +73,6 @@ pub enum KlEstimator {
     K2,
     /// k3 = exp(log π_ref − log π_θ) − (log π_ref − log π_θ) − 1 (GRPO).
     K3,
-}
-
-/// Ambiguity A5: where the polarity d_i enters the bucket normalisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignOrder {
-    /// s̃ = BucketNorm(s), progress term = d·s̃ (spec recommendation).
-    NormalizeThenSign,
-    /// progress term = BucketNorm(d·s).
-    SignThenNormalize,
-}
-
-/// Ambiguity A8: what the bucket normalisation of E10 does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BucketNormalization {
-    /// (s − μ_k) / (σ_k + ε_s) (spec recommendation).
-    ZScore,
-    /// s − μ_k.
-    Center,
-    /// s unchanged.
-    Raw,
-}
-
-/// How the sequence outcome advantage is scaled (E4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutcomeScale {
-    /// (r − μ_r) / (σ_r + ε_adv), σ_r the sample std.
-    GroupStd,
-    /// r − μ_r (Dr. GRPO).
-    MeanOnly,
 }
 
 /// How tokens of a response are weighted before the outcome advantage is applied.
@@ -338,6 +312,29 @@ impl AlgorithmConfig {
     /// Whether the method adds the implicit process term (E6–E11).
     pub fn uses_progress_term(&self) -> bool {
         matches!(self.token_weighting(), TokenWeighting::EntropyProgress)
+    }
+
+    /// Hyperparameters of the advantage kernels (E2–E12) for this method: the gate and progress
+    /// term for EP-GRPO, uniform token weights for the others (the top-entropy mask of
+    /// `entropy_mask` is applied on top, see [`crate::advantage::token_advantages`]).
+    pub fn advantage_params(&self) -> AdvantageParams {
+        AdvantageParams {
+            outcome_scale: self.outcome_scale(),
+            eps_adv: self.eps_adv,
+            zero_var_tol: self.zero_var_tol,
+            num_buckets: self.num_buckets,
+            progress: self.uses_progress_term().then_some(ProgressParams {
+                gamma: self.gamma,
+                lambda: self.lambda,
+                alpha: self.alpha,
+                theta_reward: self.theta_reward,
+                eps_entropy: self.eps_entropy,
+                eps_bucket: self.eps_bucket,
+                sign_order: self.sign_order,
+                gate_progress: self.gate_progress,
+                normalization: self.bucket_normalization,
+            }),
+        }
     }
 
     /// Level of the importance ratio (E14).

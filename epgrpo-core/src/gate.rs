@@ -1,27 +1,14 @@
 //! Token weights from entropy: EP-GRPO's soft gate (E2–E3) and the hard top-ρ entropy mask of
 //! the "80/20" baseline.
+//!
+//! The top-ρ mask needs a quantile over every valid token of the batch (a sort); it stays in
+//! plain Burn on every backend.
 
 use burn::tensor::{Tensor, backend::Backend};
 
-/// E2–E3: W_{i,t} = σ(γ · (H_{i,t} − μ_H) / (σ_H + ε_H)), with μ_H and the population σ_H taken
-/// over the valid tokens of all G responses of the group. Padding gets W = 0.
-///
-/// # Shapes
-/// - `entropy`, `mask`: `[B, G, L]` → `[B, G, L]`
-pub fn entropy_gate<B: Backend>(
-    entropy: Tensor<B, 3>,
-    mask: Tensor<B, 3>,
-    gamma: f64,
-    eps_entropy: f64,
-) -> Tensor<B, 3> {
-    let count = mask.clone().sum_dims(&[1, 2]).clamp_min(1.0);
-    let mean = (entropy.clone() * mask.clone()).sum_dims(&[1, 2]) / count.clone();
-    let centred = entropy - mean;
-    let var = (centred.clone().powi_scalar(2) * mask.clone()).sum_dims(&[1, 2]) / count;
-    let z = centred / var.sqrt().add_scalar(eps_entropy);
-    // σ(x) = 1 / (1 + e^(−x)), written out: Burn's `sigmoid` rounds through f32.
-    z.mul_scalar(-gamma).exp().add_scalar(1.0).recip() * mask
-}
+/// E2–E3: the soft gate W = σ(γ z) (plain Burn; shared with `epgrpo-kernels`, whose CubeCL
+/// kernel computes the same inside [`crate::advantage::token_advantages`]).
+pub use epgrpo_kernels::advantage::plain::entropy_gate;
 
 /// The "Beyond 80/20" mask: 1 on valid tokens whose entropy is at or above the (1 − ρ) quantile
 /// (linear interpolation) of all valid tokens of the batch, else 0.

@@ -6,6 +6,7 @@
 //! | equation | item |
 //! |---|---|
 //! | E1 token entropy and log-prob | [`entropy::token_logp_entropy`] (the fused kernel of `epgrpo-kernels`) |
+//! | E2–E12 on the device | [`advantage::token_advantages`] → `epgrpo_kernels::KernelBackend::group_advantages` (one CubeCL kernel on wgpu / CUDA) |
 //! | E2–E3 group-normalised entropy gate | [`gate::entropy_gate`] |
 //! | E4 outcome advantage, zero variance | [`outcome::outcome_advantage`] |
 //! | E5, E11–E13 token advantages | [`advantage::token_advantages`] |

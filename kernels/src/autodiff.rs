@@ -1,5 +1,5 @@
 //! [`KernelBackend`] for `Autodiff<B, C>`: the inner backend's fused forward plus one
-//! hand-written backward node for E1.
+//! hand-written backward node for E1, and the inner backend's advantages (E2–E12) as constants.
 //!
 //! `logp` and `H` come from a single graph node whose output is the `[N, 2]` stack
 //! `[logp | H]`; the two public outputs are column slices of it, so when a loss uses both, their
@@ -22,6 +22,7 @@ use burn::tensor::{
     ops::{FloatTensor, IntTensor},
 };
 
+use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs};
 use crate::{KernelBackend, TokenStats, float};
 
 /// Backward node of E1: `d(g_lp · logp + g_H · H)/d logits`.
@@ -136,6 +137,31 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
             grad_entropy.primitive,
             temperature,
         ))
+    }
+
+    /// Runs the inner backend on the untracked values; the results are constants.
+    fn group_advantages(
+        inputs: GroupInputs<Self>,
+        params: &AdvantageParams,
+    ) -> GroupAdvantages<Self> {
+        let inner = B::group_advantages(
+            GroupInputs {
+                rewards: inputs.rewards.inner(),
+                entropy: inputs.entropy.inner(),
+                logp_old: inputs.logp_old.inner(),
+                logp_ref: inputs.logp_ref.inner(),
+                mask: inputs.mask.inner(),
+            },
+            params,
+        );
+        GroupAdvantages {
+            advantages: Tensor::from_inner(inner.advantages),
+            token_weight: Tensor::from_inner(inner.token_weight),
+            progress: Tensor::from_inner(inner.progress),
+            bucket: Tensor::from_inner(inner.bucket),
+            outcome: Tensor::from_inner(inner.outcome),
+            zero_variance: Tensor::from_inner(inner.zero_variance),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`KernelBackend`] for the CPU backend (NdArray): the plain-Burn formulas of
-//! [`crate::reference`], which materialise `[N, V]` intermediates.
+//! [`crate::reference`] (E1, which materialise `[N, V]` intermediates) and
+//! [`crate::advantage::plain`] (E2–E12).
 
 use burn::backend::{
     NdArray,
@@ -10,6 +11,7 @@ use burn::tensor::{
     ops::{FloatTensor, IntTensor},
 };
 
+use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs, plain};
 use crate::{KernelBackend, TokenStats, float, reference};
 
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> KernelBackend
@@ -55,5 +57,12 @@ where
         )
         .into_primitive()
         .tensor()
+    }
+
+    fn group_advantages(
+        inputs: GroupInputs<Self>,
+        params: &AdvantageParams,
+    ) -> GroupAdvantages<Self> {
+        plain::group_advantages(inputs, params)
     }
 }

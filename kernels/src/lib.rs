@@ -1,14 +1,14 @@
 //! `epgrpo-kernels`: fused kernels for the EP-GRPO hot path.
 //!
 //! [`KernelBackend`] is a Burn backend extension. Model and loss code calls the Tensor-level
-//! wrappers below ([`token_logp_entropy`], [`token_logp_entropy_grad`]); the backend decides how
-//! the work is done:
+//! wrappers ([`token_logp_entropy`], [`token_logp_entropy_grad`] for E1,
+//! [`advantage::group_advantages`] for E2–E12); the backend decides how the work is done:
 //!
 //! | backend | implementation |
 //! |---|---|
 //! | `CubeBackend<R, F, I, BT>` (wgpu, CUDA; feature `wgpu` / `cuda`) | CubeCL kernels in `cube/` |
-//! | `NdArray` (always built) | plain Burn tensor ops from [`reference`](mod@reference) |
-//! | `Autodiff<B, C>` | the inner backend's forward plus a hand-written backward node |
+//! | `NdArray` (always built) | plain Burn tensor ops from [`reference`](mod@reference) and [`advantage::plain`] |
+//! | `Autodiff<B, C>` | the inner backend's forward plus a hand-written backward node (E1); the inner backend's advantages, untracked (E2–E12) |
 //!
 //! # E1 semantics (all implementations)
 //!
@@ -21,6 +21,7 @@
 //! Fusion must stay off for the CubeCL backends: a `Fusion<CubeBackend>` does not implement
 //! [`KernelBackend`] (see `docs/kernels.md`).
 
+pub mod advantage;
 pub mod reference;
 
 mod autodiff;
@@ -28,6 +29,7 @@ mod cpu;
 #[cfg(feature = "cube")]
 mod cube;
 
+use advantage::{AdvantageParams, GroupAdvantages, GroupInputs};
 use burn::tensor::{
     Int, Tensor, TensorPrimitive,
     backend::Backend,
@@ -73,6 +75,14 @@ pub trait KernelBackend: Backend {
         grad_entropy: FloatTensor<Self>,
         temperature: f32,
     ) -> FloatTensor<Self>;
+
+    /// E2–E12 for every group of the batch (see [`advantage`]): outcome advantages, entropy
+    /// gate, cumulative-entropy buckets, bucket-normalised progress term and final advantages.
+    /// The results are constants (no gradient on autodiff backends).
+    fn group_advantages(
+        inputs: GroupInputs<Self>,
+        params: &AdvantageParams,
+    ) -> GroupAdvantages<Self>;
 }
 
 fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {

@@ -1,6 +1,9 @@
 //! [`KernelBackend`] for `CubeBackend<R, F, I, BT>` (every CubeCL runtime: wgpu, CUDA, …):
-//! launch code only; the kernels live in the submodules.
+//! launch code only; the kernels live in the submodules (E1 in `logp_entropy`, E2–E12 in
+//! `group_advantages`, launched from `advantages_launch`).
 
+mod advantages_launch;
+mod group_advantages;
 mod logp_entropy;
 
 use burn::tensor::{
@@ -8,32 +11,30 @@ use burn::tensor::{
     ops::{FloatTensor, IntTensor},
 };
 use burn_cubecl::{
-    CubeBackend, CubeRuntime, FloatElement, IntElement,
-    element::BoolElement,
-    kernel::into_contiguous,
-    ops::numeric::empty_device_dtype,
-    tensor::CubeTensor,
+    CubeBackend, CubeRuntime, FloatElement, IntElement, element::BoolElement,
+    kernel::into_contiguous, ops::numeric::empty_device_dtype, tensor::CubeTensor,
 };
 use cubecl::{CubeCount, CubeDim};
 
+use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs};
 use crate::{KernelBackend, TokenStats};
 use logp_entropy::{token_stats_backward_kernel, token_stats_kernel};
 
 /// Largest number of cubes along one grid axis that every runtime accepts.
 const MAX_GRID_X: usize = 65_535;
 
-/// Threads per row: a power of two between 32 and 256, no larger than the vocabulary needs
-/// and no larger than the device allows.
-fn threads_per_row<R: CubeRuntime>(tensor: &CubeTensor<R>, vocab: usize) -> usize {
+/// Threads per row: a power of two between 32 and 256, no larger than the row length (the
+/// vocabulary, or the response length) needs and no larger than the device allows.
+fn threads_per_row<R: CubeRuntime>(tensor: &CubeTensor<R>, width: usize) -> usize {
     let hardware_max = tensor.client.properties().hardware.max_cube_dim.0 as usize;
-    let mut block = vocab.next_power_of_two().clamp(32, 256);
+    let mut block = width.next_power_of_two().clamp(32, 256);
     while block > hardware_max {
         block /= 2;
     }
     block
 }
 
-/// One cube per row on a 2-D grid: `x = min(rows, 65,535)`, `y = ⌈rows / x⌉`; the kernels skip
+/// One cube per row (or group) on a 2-D grid: `x = min(rows, 65,535)`, `y = ⌈rows / x⌉`; the kernels skip
 /// the cubes past the last row.
 fn row_grid(rows: usize) -> CubeCount {
     let x = rows.clamp(1, MAX_GRID_X);
@@ -126,5 +127,12 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
             dtypes,
         );
         grad_logits
+    }
+
+    fn group_advantages(
+        inputs: GroupInputs<Self>,
+        params: &AdvantageParams,
+    ) -> GroupAdvantages<Self> {
+        advantages_launch::group_advantages(inputs, params)
     }
 }
