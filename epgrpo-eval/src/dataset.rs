@@ -6,6 +6,11 @@
 //! `####`. Blank lines are skipped. Each problem's id is its `id` field (a string or an integer)
 //! when present, else its 1-based line number. Any bad line stops loading with an [`EvalError`]
 //! naming the file, the 1-based line and what was expected.
+//!
+//! Countdown problem sets also carry the numbers to use ([`DatasetConfig::numbers_field`]); the
+//! answer field then holds the integer target, and the problem's [`Problem::answer`] becomes the
+//! text form of a [`CountdownSpec`] (`"309 using 6, 61, 94, 4"`), read back by
+//! [`Problem::countdown`].
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,6 +20,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::countdown::CountdownSpec;
 use crate::error::EvalError;
 
 /// Field names of a JSONL problem set.
@@ -28,6 +34,11 @@ pub struct DatasetConfig {
     /// Optional field holding the problem id (string or integer). Default `"id"`; problems
     /// without it are identified by their line number.
     pub id_field: String,
+    /// Field holding the numbers of a Countdown problem (an array of integers), or `None`
+    /// (the default) for problems with a plain answer. When set, the field is required, the
+    /// answer field must hold the integer target, and [`Problem::answer`] is the
+    /// [`CountdownSpec`] text `"<target> using <n1>, <n2>, ..."`.
+    pub numbers_field: Option<String>,
 }
 
 impl Default for DatasetConfig {
@@ -36,6 +47,7 @@ impl Default for DatasetConfig {
             question_field: "question".to_string(),
             answer_field: "answer".to_string(),
             id_field: "id".to_string(),
+            numbers_field: None,
         }
     }
 }
@@ -47,10 +59,18 @@ pub struct Problem {
     pub id: String,
     /// The question text.
     pub question: String,
-    /// The reference answer (reduced to the text after `####` for GSM8K-style answers).
+    /// The reference answer (reduced to the text after `####` for GSM8K-style answers); for
+    /// Countdown problems the [`CountdownSpec`] text, e.g. `"309 using 6, 61, 94, 4"`.
     pub answer: String,
     /// 1-based line number in the source file.
     pub line: usize,
+}
+
+impl Problem {
+    /// The Countdown target and numbers, when [`Problem::answer`] is a [`CountdownSpec`] text.
+    pub fn countdown(&self) -> Option<CountdownSpec> {
+        CountdownSpec::parse(&self.answer)
+    }
 }
 
 /// Loads a JSONL problem set from `path`.
@@ -185,6 +205,46 @@ fn parse_line(
     if answer.is_empty() {
         return Err(empty(&config.answer_field));
     }
+    let answer = match &config.numbers_field {
+        None => answer,
+        Some(numbers_field) => {
+            let invalid = |name: &str, reason: String| EvalError::InvalidValue {
+                path: path.to_path_buf(),
+                line,
+                field: name.to_string(),
+                reason,
+            };
+            let target: i64 = answer.parse().map_err(|_| {
+                invalid(
+                    &config.answer_field,
+                    format!("must be an integer Countdown target, found {answer:?}"),
+                )
+            })?;
+            let numbers = match field(numbers_field)? {
+                Value::Array(items) => items,
+                other => return Err(wrong_type(numbers_field, "an array of integers", other)),
+            };
+            let numbers = numbers
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    item.as_i64().ok_or_else(|| {
+                        let found = match item {
+                            Value::Number(_) => "a number that is not a 64-bit integer",
+                            other => json_type(other),
+                        };
+                        invalid(
+                            numbers_field,
+                            format!("must be an array of integers, found {found} at index {i}"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<i64>, EvalError>>()?;
+            CountdownSpec::new(target, numbers)
+                .map_err(|e| invalid(numbers_field, e.to_string()))?
+                .to_string()
+        }
+    };
 
     let id = id_of(&object, &config.id_field, line)
         .map_err(|value| wrong_type(&config.id_field, "a string or an integer", value))?;
@@ -287,6 +347,7 @@ mod tests {
             question_field: "problem".into(),
             answer_field: "solution".into(),
             id_field: "uid".into(),
+            ..DatasetConfig::default()
         };
         let text = "{\"uid\": \"a\", \"problem\": \"2+2?\", \"solution\": \"\\\\boxed{4}\"}";
         let problems = match parse_jsonl(text.as_bytes(), Path::new("x.jsonl"), &config) {
@@ -339,6 +400,83 @@ mod tests {
             )),
             "data/test.jsonl:2: duplicate id \"1\" (first used on line 1)"
         );
+    }
+
+    #[test]
+    fn countdown_numbers_field() {
+        let config = DatasetConfig {
+            answer_field: "target".into(),
+            numbers_field: Some("nums".into()),
+            ..DatasetConfig::default()
+        };
+        let parse = |text: &str| {
+            parse_jsonl(text.as_bytes(), Path::new("c.jsonl"), &config).map_err(|e| e.to_string())
+        };
+        let good = "{\"question\": \"q\", \"target\": 309, \"nums\": [6, 61, 94, 4]}\n\
+                    {\"question\": \"q\", \"target\": \"-2\", \"nums\": [1, 3]}";
+        let problems = match parse(good) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(problems[0].answer, "309 using 6, 61, 94, 4");
+        assert_eq!(
+            problems[1]
+                .countdown()
+                .map(|s| (s.target(), s.numbers().to_vec())),
+            Some((-2, vec![1, 3]))
+        );
+        let line = |target: &str, nums: &str| {
+            format!("{{\"question\": \"q\", \"target\": {target}, \"nums\": {nums}}}")
+        };
+        let cases = [
+            (
+                "{\"question\": \"q\", \"target\": 3}".to_string(),
+                "c.jsonl:1: missing field \"nums\"",
+            ),
+            (
+                line("3", "\"1 2\""),
+                "c.jsonl:1: field \"nums\" must be an array of integers, found a string",
+            ),
+            (
+                line("3", "[1, \"2\"]"),
+                "c.jsonl:1: field \"nums\" must be an array of integers, found a string at index 1",
+            ),
+            (
+                line("3", "[1, 2.5]"),
+                "c.jsonl:1: field \"nums\" must be an array of integers, \
+                 found a number that is not a 64-bit integer at index 1",
+            ),
+            (
+                line("3", "[]"),
+                "c.jsonl:1: field \"nums\" must hold between 1 and 64 numbers, found 0",
+            ),
+            (
+                line("3", "[1, -2]"),
+                "c.jsonl:1: field \"nums\" must hold numbers between 0 and 999999999999, \
+                 found -2",
+            ),
+            (
+                line("3.5", "[1, 2]"),
+                "c.jsonl:1: field \"target\" must be an integer Countdown target, found \"3.5\"",
+            ),
+            (
+                line("\"#### x\"", "[1, 2]"),
+                "c.jsonl:1: field \"target\" must be an integer Countdown target, found \"x\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(&text), Err(expected.to_string()), "{text}");
+        }
+        // Without a numbers field, the same lines load as plain problems.
+        let plain = parse_jsonl(
+            line("3", "\"1 2\"").as_bytes(),
+            Path::new("c.jsonl"),
+            &DatasetConfig {
+                answer_field: "target".into(),
+                ..DatasetConfig::default()
+            },
+        );
+        assert_eq!(plain.ok().map(|p| p[0].answer.clone()), Some("3".into()));
     }
 
     #[test]

@@ -78,6 +78,19 @@ pub enum EvalError {
         /// The field name.
         field: String,
     },
+    /// A field has the right JSON type but an unusable value (e.g. a Countdown number out of
+    /// range).
+    #[error("{path}:{line}: field \"{field}\" {reason}")]
+    InvalidValue {
+        /// The dataset file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The field name.
+        field: String,
+        /// What is wrong, phrased to follow the field name.
+        reason: String,
+    },
     /// Two problems share an id.
     #[error("{path}:{line}: duplicate id \"{id}\" (first used on line {first_line})")]
     DuplicateId {

@@ -38,6 +38,8 @@ pub enum AnswerFormat {
     Hashes,
     /// Fallback: the last number in the text.
     LastNumber,
+    /// Fallback for expressions (Countdown): the last non-blank line of the text.
+    LastLine,
 }
 
 /// An answer extracted from a completion.
@@ -74,6 +76,35 @@ pub fn extract_with(completion: &str, allow_last_number: bool) -> Option<Extract
         .or_else(|| {
             if allow_last_number {
                 last_number(completion).and_then(|t| found(t, AnswerFormat::LastNumber))
+            } else {
+                None
+            }
+        })
+}
+
+/// Extracts the final *expression* of `completion` (Countdown answers such as `94*4 - 61 - 6`).
+///
+/// Tries, in order, [`AnswerFormat::AnswerTag`] (or a `\boxed{...}` inside it),
+/// [`AnswerFormat::Boxed`], [`AnswerFormat::Hashes`] and, when `allow_last_line` is true,
+/// [`AnswerFormat::LastLine`]: the last line that is not blank. The number fallback of
+/// [`extract_answer`] is not used, since it would cut an expression into its last number.
+pub fn extract_expression(completion: &str, allow_last_line: bool) -> Option<Extracted> {
+    let found = |text: &str, format| {
+        let text = text.trim();
+        (!text.is_empty()).then(|| Extracted {
+            text: text.to_string(),
+            format,
+        })
+    };
+    extract_answer_tag(completion)
+        .map(|t| extract_boxed(t).unwrap_or(t))
+        .and_then(|t| found(t, AnswerFormat::AnswerTag))
+        .or_else(|| extract_boxed(completion).and_then(|t| found(t, AnswerFormat::Boxed)))
+        .or_else(|| extract_hashes(completion).and_then(|t| found(t, AnswerFormat::Hashes)))
+        .or_else(|| {
+            if allow_last_line {
+                let line = completion.lines().rev().find(|l| !l.trim().is_empty())?;
+                found(line, AnswerFormat::LastLine)
             } else {
                 None
             }

@@ -76,11 +76,48 @@ impl Rational {
         self.num as f64 / self.den as f64
     }
 
+    /// The integer `n` as a rational.
+    pub fn from_integer(n: i128) -> Self {
+        Self { num: n, den: 1 }
+    }
+
+    /// `self + other`, exactly; `None` on overflow.
+    pub fn checked_add(self, other: Self) -> Option<Self> {
+        let num = self
+            .num
+            .checked_mul(other.den)?
+            .checked_add(other.num.checked_mul(self.den)?)?;
+        Self::new(num, self.den.checked_mul(other.den)?)
+    }
+
+    /// `self - other`, exactly; `None` on overflow.
+    pub fn checked_sub(self, other: Self) -> Option<Self> {
+        self.checked_add(other.checked_neg()?)
+    }
+
+    /// `self * other`, exactly; `None` on overflow.
+    pub fn checked_mul(self, other: Self) -> Option<Self> {
+        // Cross-cancel first so that products of reduced fractions overflow as late as possible.
+        let g1 = i128::try_from(gcd(self.num.unsigned_abs(), other.den.unsigned_abs())).ok()?;
+        let g2 = i128::try_from(gcd(other.num.unsigned_abs(), self.den.unsigned_abs())).ok()?;
+        let num = (self.num / g1).checked_mul(other.num / g2)?;
+        let den = (self.den / g2).checked_mul(other.den / g1)?;
+        Self::new(num, den)
+    }
+
     /// `self / other`, exactly; `None` on division by zero or overflow.
-    fn checked_div(self, other: Self) -> Option<Self> {
+    pub fn checked_div(self, other: Self) -> Option<Self> {
         let num = self.num.checked_mul(other.den)?;
         let den = self.den.checked_mul(other.num)?;
         Self::new(num, den)
+    }
+
+    /// `-self`; `None` on overflow.
+    pub fn checked_neg(self) -> Option<Self> {
+        Some(Self {
+            num: self.num.checked_neg()?,
+            den: self.den,
+        })
     }
 }
 

@@ -14,6 +14,8 @@
 
 use serde::Deserialize;
 
+use crate::countdown::CountdownVerifier;
+use crate::dataset::Problem;
 use crate::error::EvalError;
 use crate::extract::{AnswerFormat, Extracted, extract_with, tail};
 use crate::normalize::{Canonical, canonicalize};
@@ -38,7 +40,7 @@ pub struct VerifierConfig {
     /// The formats that earn `format_reward`. Default: `answer_tag`, `boxed`, `hashes`.
     pub rewarded_formats: Vec<AnswerFormat>,
     /// Whether the last number of the text counts as the answer when no explicit format is
-    /// found. Default `true`.
+    /// found (for Countdown: the last non-blank line). Default `true`.
     pub allow_last_number: bool,
     /// How many bytes at the end of a completion are scanned. Default `16384` (16 KiB); must be
     /// between 1 and [`MAX_SCAN_BYTES_LIMIT`].
@@ -172,6 +174,79 @@ impl MathVerifier {
             format_ok,
             extracted,
             answer,
+        }
+    }
+}
+
+/// The kind of task a problem set holds, which decides how its completions are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A single final answer compared with the reference ([`MathVerifier`]). The default.
+    #[default]
+    Math,
+    /// A Countdown expression checked against the problem's numbers and target
+    /// ([`CountdownVerifier`]); problems come from a dataset loaded with
+    /// [`crate::DatasetConfig::numbers_field`] set.
+    Countdown,
+}
+
+/// The reward function of any task: one entry point for training and evaluation.
+#[derive(Debug, Clone)]
+pub enum Verifier {
+    /// Final-answer equivalence.
+    Math(MathVerifier),
+    /// Countdown expressions.
+    Countdown(CountdownVerifier),
+}
+
+impl Verifier {
+    /// The verifier of `task`, with a validated config.
+    pub fn new(task: TaskKind, config: VerifierConfig) -> Result<Self, EvalError> {
+        Ok(match task {
+            TaskKind::Math => Self::Math(MathVerifier::new(config)?),
+            TaskKind::Countdown => Self::Countdown(CountdownVerifier::new(config)?),
+        })
+    }
+
+    /// The task this verifier scores.
+    pub fn task(&self) -> TaskKind {
+        match self {
+            Self::Math(_) => TaskKind::Math,
+            Self::Countdown(_) => TaskKind::Countdown,
+        }
+    }
+
+    /// The verifier's config.
+    pub fn config(&self) -> &VerifierConfig {
+        match self {
+            Self::Math(v) => v.config(),
+            Self::Countdown(v) => v.config(),
+        }
+    }
+
+    /// Scores `completion` against `problem`.
+    ///
+    /// Math: against [`Problem::answer`]. Countdown: against [`Problem::countdown`]; a problem
+    /// without Countdown numbers scores every completion as wrong.
+    pub fn score(&self, completion: &str, problem: &Problem) -> Score {
+        match self {
+            Self::Math(v) => v.score(completion, &problem.answer),
+            Self::Countdown(v) => v.score(completion, problem.countdown().as_ref()),
+        }
+    }
+
+    /// Scores a group of completions of one problem, reading the reference once.
+    pub fn score_group<S: AsRef<str>>(&self, completions: &[S], problem: &Problem) -> Vec<Score> {
+        match self {
+            Self::Math(v) => v.score_group(completions, &problem.answer),
+            Self::Countdown(v) => {
+                let spec = problem.countdown();
+                completions
+                    .iter()
+                    .map(|c| v.score(c.as_ref(), spec.as_ref()))
+                    .collect()
+            }
         }
     }
 }
