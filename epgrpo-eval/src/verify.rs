@@ -369,6 +369,44 @@ mod tests {
     }
 
     #[test]
+    fn verifier_dispatches_on_the_task() {
+        let kind: Result<TaskKind, _> = serde_json::from_str("\"countdown\"");
+        assert_eq!(kind.ok(), Some(TaskKind::Countdown));
+        assert_eq!(TaskKind::default(), TaskKind::Math);
+        let problem = |answer: &str| Problem {
+            id: "1".to_string(),
+            question: "q".to_string(),
+            answer: answer.to_string(),
+            line: 1,
+        };
+        let math = match Verifier::new(TaskKind::Math, VerifierConfig::default()) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(math.task(), TaskKind::Math);
+        assert!(math.score("#### 12", &problem("12")).correct);
+        let countdown = match Verifier::new(TaskKind::Countdown, VerifierConfig::default()) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(countdown.task(), TaskKind::Countdown);
+        let p = problem("12 using 6, 2");
+        let rewards: Vec<f64> = countdown
+            .score_group(&["<answer>6*2</answer>", "6 + 6", "2 * 6\n"], &p)
+            .iter()
+            .map(|s| s.reward)
+            .collect();
+        assert_eq!(rewards, vec![1.0, 0.0, 1.0]);
+        // A plain answer is no Countdown problem: nothing is correct.
+        assert!(!countdown.score("12", &problem("12")).correct);
+        let bad = VerifierConfig {
+            max_scan_bytes: 0,
+            ..VerifierConfig::default()
+        };
+        assert!(Verifier::new(TaskKind::Countdown, bad).is_err());
+    }
+
+    #[test]
     fn config_parsing_and_validation() {
         let parsed: Result<VerifierConfig, _> =
             serde_json::from_str(r#"{"format_reward": 0.2, "rewarded_formats": ["boxed"]}"#);

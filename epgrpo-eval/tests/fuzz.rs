@@ -9,12 +9,17 @@
 //!   large enough that a quadratic scan would not finish in reasonable time.
 //! * Generated numbers in many spellings, checked against an exact rational oracle.
 //! * pass@k: range and monotonicity over random `(n, c, k)`.
+//! * Countdown: arbitrary strings and expression soups through the expression parser, the spec
+//!   parser and the Countdown verifier (no panic, verdicts consistent with [`evaluate`]);
+//!   pathological expressions; random expression trees rendered with minimal or redundant
+//!   parentheses, checked against the tree's exact value.
 
 use std::path::Path;
 
 use epgrpo_eval::{
-    AnswerFormat, Canonical, DatasetConfig, MathVerifier, Number, Rational, VerifierConfig,
-    answers_match, canonicalize, extract_answer, parse_jsonl, pass_at_k,
+    AnswerFormat, Canonical, CountdownSpec, CountdownVerifier, DatasetConfig, ExpressionError,
+    MathVerifier, Number, Problem, Rational, TaskKind, Verifier, VerifierConfig, answers_match,
+    canonicalize, evaluate, extract_answer, parse_jsonl, pass_at_k,
 };
 
 /// SplitMix64: a tiny, seeded, reproducible generator.
@@ -442,5 +447,320 @@ fn pass_at_k_is_a_probability_and_monotone() {
             );
         }
         assert_eq!(v == 0.0, c == 0, "n={n} c={c} k={k}");
+    }
+}
+
+const EXPRESSION_TOKENS: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "6",
+    "7",
+    "00",
+    "07",
+    "94",
+    "999999999999",
+    "1234567890123",
+    "+",
+    "-",
+    "*",
+    "/",
+    "**",
+    "//",
+    "(",
+    ")",
+    "((",
+    "))",
+    " ",
+    "\t",
+    "\n",
+    "\r",
+    ".",
+    "=",
+    "\u{00d7}",
+    "\u{00f7}",
+    "\u{2212}",
+    "x",
+    "#",
+    "<answer>",
+    "</answer>",
+    "\\boxed{",
+    "}",
+    "####",
+];
+
+fn countdown_verifier() -> CountdownVerifier {
+    let config = VerifierConfig {
+        format_reward: 0.5,
+        ..VerifierConfig::default()
+    };
+    match CountdownVerifier::new(config) {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn countdown_problem(answer: String) -> Problem {
+    Problem {
+        id: "p".to_string(),
+        question: "q".to_string(),
+        answer,
+        line: 1,
+    }
+}
+
+/// Every property of the Countdown path that must hold for one arbitrary string.
+fn check_countdown_string(s: &str, v: &CountdownVerifier, spec: &CountdownSpec) {
+    if let Ok(e) = evaluate(s) {
+        assert!(
+            e.numbers.len() <= s.len(),
+            "more numbers than bytes in {s:?}"
+        );
+        assert!(e.value.denom() > 0);
+    }
+    let score = v.score(s, Some(spec));
+    assert!(
+        [0.0, 0.5, 1.0, 1.5].contains(&score.reward),
+        "reward {} for {s:?}",
+        score.reward
+    );
+    if score.correct {
+        let Some(e) = &score.extracted else {
+            panic!("correct without an expression: {s:?}")
+        };
+        assert!(spec.accepts(&e.text), "{s:?}");
+    }
+    // Any string as the reference of a Countdown problem: no panic, and a parsed spec reads
+    // back from its text form.
+    if let Some(parsed) = CountdownSpec::parse(s) {
+        assert_eq!(CountdownSpec::parse(&parsed.to_string()), Some(parsed));
+    }
+    let verifier = Verifier::Countdown(v.clone());
+    let problem = countdown_problem(s.to_string());
+    assert_eq!(
+        verifier.score(s, &problem).correct,
+        problem
+            .countdown()
+            .is_some_and(|p| v.score(s, Some(&p)).correct)
+    );
+}
+
+#[test]
+fn countdown_arbitrary_strings_never_panic() {
+    let v = countdown_verifier();
+    let spec = match CountdownSpec::new(309, vec![6, 61, 94, 4]) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let mut rng = SplitMix64(0x5EED_0007);
+    let mut parsed = 0;
+    for i in 0..6000 {
+        let s: String = match i % 3 {
+            0 => random_lossy(&mut rng),
+            1 => random_soup(&mut rng),
+            _ => {
+                // Mostly well-formed: operands and operators alternate, with stray tokens.
+                const OPERANDS: &[&str] = &["6", "61", "94", "4", "0", "(2)", "-3", "(1 - 1)"];
+                const OPERATORS: &[&str] = &["+", "-", "*", "/", " + ", " * "];
+                let mut out = String::from(rng.pick(OPERANDS));
+                for _ in 0..rng.below(8) {
+                    out.push_str(rng.pick(OPERATORS));
+                    out.push_str(rng.pick(OPERANDS));
+                    if rng.below(10) == 0 {
+                        out.push_str(rng.pick(EXPRESSION_TOKENS));
+                    }
+                }
+                out
+            }
+        };
+        check_countdown_string(&s, &v, &spec);
+        parsed += usize::from(evaluate(&s).is_ok());
+    }
+    // The soups must reach the evaluator's success path too.
+    assert!(parsed > 100, "only {parsed} strings parsed");
+}
+
+#[test]
+fn countdown_pathological_inputs_finish() {
+    let v = countdown_verifier();
+    let spec = match CountdownSpec::new(1, vec![1]) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let cases = [
+        "(".repeat(100_000),
+        format!("{}1{}", "(".repeat(50_000), ")".repeat(50_000)),
+        format!("{}1", "-".repeat(100_000)),
+        "1+".repeat(100_000),
+        "9".repeat(100_000),
+        "1/0*".repeat(50_000),
+        format!("<answer>{}</answer>", "1*".repeat(600)),
+        format!("{}1", "\n".repeat(100_000)),
+        " ".repeat(100_000),
+        "\u{00d7}".repeat(50_000),
+        format!("({}1{})", "\n".repeat(50_000), "\n".repeat(50_000)),
+    ];
+    for case in &cases {
+        check_countdown_string(case, &v, &spec);
+    }
+    assert_eq!(evaluate(&cases[0]), Err(ExpressionError::TooLong));
+    // Within the length limit, depth is the bound.
+    let deep = format!("{}1{}", "(".repeat(400), ")".repeat(400));
+    assert_eq!(evaluate(&deep), Err(ExpressionError::TooDeep));
+}
+
+/// A random expression tree: leaves are integers, inner nodes binary operators or negation.
+enum Tree {
+    Leaf(i64),
+    Neg(Box<Tree>),
+    Op(u8, Box<Tree>, Box<Tree>),
+}
+
+fn random_tree(rng: &mut SplitMix64, depth: u32) -> Tree {
+    if depth == 0 || rng.below(3) == 0 {
+        return Tree::Leaf(rng.below(101) as i64);
+    }
+    if rng.below(8) == 0 {
+        return Tree::Neg(Box::new(random_tree(rng, depth - 1)));
+    }
+    let op = [b'+', b'-', b'*', b'/'][rng.below(4) as usize];
+    Tree::Op(
+        op,
+        Box::new(random_tree(rng, depth - 1)),
+        Box::new(random_tree(rng, depth - 1)),
+    )
+}
+
+/// The exact value (`None` on division by zero), and the leaves in order.
+fn oracle(tree: &Tree, leaves: &mut Vec<i64>) -> Option<Rational> {
+    match tree {
+        Tree::Leaf(n) => {
+            leaves.push(*n);
+            Some(Rational::from_integer(i128::from(*n)))
+        }
+        Tree::Neg(t) => oracle(t, leaves)?.checked_neg(),
+        Tree::Op(op, l, r) => {
+            let (l, r) = (oracle(l, leaves), oracle(r, leaves));
+            let (l, r) = (l?, r?);
+            match op {
+                b'+' => l.checked_add(r),
+                b'-' => l.checked_sub(r),
+                b'*' => l.checked_mul(r),
+                _ if r.numer() == 0 => None,
+                _ => l.checked_div(r),
+            }
+        }
+    }
+}
+
+fn precedence(tree: &Tree) -> u8 {
+    match tree {
+        Tree::Op(b'+' | b'-', ..) => 1,
+        Tree::Op(..) => 2,
+        Tree::Neg(_) => 3,
+        Tree::Leaf(_) => 4,
+    }
+}
+
+/// Renders `tree` with only the parentheses its shape needs, plus random redundant ones and
+/// random spacing.
+fn render(tree: &Tree, rng: &mut SplitMix64, out: &mut String) {
+    let space = |rng: &mut SplitMix64| [" ", "", "", "  ", "\t"][rng.below(5) as usize];
+    let child = |t: &Tree, needs: bool, rng: &mut SplitMix64, out: &mut String| {
+        if needs || rng.below(6) == 0 {
+            out.push('(');
+            out.push_str(space(rng));
+            render(t, rng, out);
+            out.push_str(space(rng));
+            out.push(')');
+        } else {
+            render(t, rng, out);
+        }
+    };
+    match tree {
+        Tree::Leaf(n) => out.push_str(&n.to_string()),
+        Tree::Neg(t) => {
+            out.push('-');
+            child(t, precedence(t) < 3, rng, out);
+        }
+        Tree::Op(op, l, r) => {
+            let p = precedence(tree);
+            child(l, precedence(l) < p, rng, out);
+            out.push_str(space(rng));
+            out.push(char::from(*op));
+            out.push_str(space(rng));
+            let right_needs =
+                precedence(r) < p || (precedence(r) == p && matches!(op, b'-' | b'/'));
+            child(r, right_needs, rng, out);
+        }
+    }
+}
+
+#[test]
+fn generated_expressions_match_the_tree_oracle() {
+    let mut rng = SplitMix64(0x5EED_0008);
+    let (mut fractions, mut zero_divisions) = (0, 0);
+    for _ in 0..4000 {
+        let tree = random_tree(&mut rng, 4);
+        let mut leaves = Vec::new();
+        let expected = oracle(&tree, &mut leaves);
+        let mut text = String::new();
+        render(&tree, &mut rng, &mut text);
+        let got = evaluate(&text);
+        match expected {
+            Some(value) => {
+                let Ok(e) = got else {
+                    panic!("{text:?}: {got:?}, expected {value:?}")
+                };
+                assert_eq!(e.value, value, "{text:?}");
+                assert_eq!(e.numbers, leaves, "{text:?}");
+                fractions += usize::from(value.denom() != 1);
+                // The spec built from the tree accepts the rendering, and rejects it against a
+                // shifted target (whenever the value is an integer).
+                if value.denom() == 1
+                    && let Ok(target) = i64::try_from(value.numer())
+                    && let Ok(spec) = CountdownSpec::new(target, leaves.clone())
+                {
+                    assert!(spec.accepts(&text), "{text:?}");
+                    let shifted = CountdownSpec::new(target.wrapping_add(1), leaves.clone());
+                    assert!(shifted.is_ok_and(|s| !s.accepts(&text)), "{text:?}");
+                }
+            }
+            None => {
+                assert_eq!(got, Err(ExpressionError::DivisionByZero), "{text:?}");
+                zero_divisions += 1;
+            }
+        }
+    }
+    assert!(
+        fractions > 200 && zero_divisions > 20,
+        "{fractions} {zero_divisions}"
+    );
+}
+
+#[test]
+fn verifier_entry_point_matches_the_task_verifiers() {
+    let math = verifier(0.5);
+    let countdown = countdown_verifier();
+    let mut rng = SplitMix64(0x5EED_0009);
+    let Ok(entry) = Verifier::new(TaskKind::Math, math.config().clone()) else {
+        panic!("valid config")
+    };
+    let Ok(entry_countdown) = Verifier::new(TaskKind::Countdown, countdown.config().clone()) else {
+        panic!("valid config")
+    };
+    for _ in 0..2000 {
+        let completion = random_soup(&mut rng);
+        let reference = random_soup(&mut rng);
+        let problem = countdown_problem(reference.clone());
+        assert_eq!(
+            entry.score(&completion, &problem),
+            math.score(&completion, &reference)
+        );
+        let group = [completion.clone(), reference.clone()];
+        assert_eq!(
+            entry_countdown.score_group(&group, &problem)[0],
+            entry_countdown.score(&completion, &problem)
+        );
     }
 }
