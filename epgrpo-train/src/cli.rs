@@ -44,7 +44,8 @@ pub enum Command {
         seed: u64,
     },
     /// Throughput of training, scoring, prefill and grouped decoding on a random decoder of
-    /// SmolLM2-135M's shape, as a table.
+    /// SmolLM2-135M's shape, as a table; `bench kernels`: the fused kernels vs the unfused Burn
+    /// ops.
     Bench(crate::commands::bench::BenchArgs),
     /// Evaluate a run's model: greedy pass@1, avg@n, pass@k, maj@k, per-problem JSONL.
     Eval(crate::commands::eval::EvalArgs),

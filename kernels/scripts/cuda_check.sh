@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Runs the prebuilt CUDA parity tests (and, if present, the CUDA benchmark) of epgrpo-kernels on a
-# GPU machine. Nothing is compiled here: the binaries are built on any machine (no CUDA toolkit
-# needed) with
+# Runs the prebuilt CUDA tests of the kernels on a GPU machine: the E1 parity tests of
+# epgrpo-kernels, the E2–E12 advantage parity tests of epgrpo-core (tests/kernel_parity.rs, against
+# the f64 reference) and, if present, the CUDA benchmark. Nothing is compiled here: the binaries
+# are built on any machine (no CUDA toolkit needed) with
 #   CARGO_TARGET_DIR=target-gpu cargo test  -p epgrpo-kernels --features cuda --release --no-run
+#   CARGO_TARGET_DIR=target-gpu cargo test  -p epgrpo-core --features cuda --release --no-run \
+#       --test kernel_parity
 #   CARGO_TARGET_DIR=target-gpu cargo bench -p epgrpo-kernels --features cuda --no-run
 # and copied to the GPU machine. At run time CubeCL needs the driver's libcuda.so and NVRTC
 # (libnvrtc.so, found through the usual library path) for the JIT.
 #
-# Usage: kernels/scripts/cuda_check.sh [PARITY_BIN] [BENCH_BIN]
-#   defaults: the newest target-gpu/release/deps/parity-* and kernels-* executables.
-# Environment: BENCH_ROWS, BENCH_VOCABS, BENCH_ITERS (see kernels/benches/kernels.rs); SKIP_BENCH=1.
+# Usage: kernels/scripts/cuda_check.sh [PARITY_BIN] [BENCH_BIN] [ADVANTAGE_PARITY_BIN]
+#   defaults: the newest target-gpu/release/deps/parity-*, kernels-* and kernel_parity-*
+#   executables.
+# Environment: BENCH_* (see kernels/benches/kernels.rs); SKIP_BENCH=1.
 set -euo pipefail
 
 # NVRTC of the CUDA toolkit, where the machine has one in the usual place.
@@ -21,6 +25,7 @@ newest() { ls -t $1 2>/dev/null | grep -v '\.d$' | head -n 1 || true; }
 
 parity="${1:-$(newest 'target-gpu/release/deps/parity-*')}"
 bench="${2:-$(newest 'target-gpu/release/deps/kernels-*')}"
+advantages="${3:-$(newest 'target-gpu/release/deps/kernel_parity-*')}"
 
 if [[ -z "$parity" || ! -x "$parity" ]]; then
     echo "cuda_check: no parity test binary (pass its path as the first argument)" >&2
@@ -31,6 +36,14 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 echo "== parity tests: $parity"
 # One test at a time: the >65,535-row case is large, and the output is easier to read.
 "$parity" --test-threads=1
+
+if [[ -n "$advantages" && -x "$advantages" ]]; then
+    echo "== advantage parity tests: $advantages"
+    "$advantages" --test-threads=1
+else
+    echo "cuda_check: no kernel_parity binary of epgrpo-core (pass its path as the third argument)" >&2
+    exit 2
+fi
 
 if [[ "${SKIP_BENCH:-0}" != 1 && -n "$bench" && -x "$bench" ]]; then
     echo "== benchmark: $bench"

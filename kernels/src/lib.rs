@@ -22,6 +22,7 @@
 //! [`KernelBackend`] (see `docs/kernels.md`).
 
 pub mod advantage;
+pub mod bench;
 pub mod reference;
 
 mod autodiff;

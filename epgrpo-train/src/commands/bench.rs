@@ -1,7 +1,8 @@
 //! `epgrpo bench`: throughput of the phases of an RL step on a randomly initialised decoder of a
 //! real model's shape (SmolLM2-135M by default), printed as a table: a training step
 //! (forward + backward + AdamW), scoring (log-probs + entropies, no graph), prefill, and decoding
-//! a group of G answers with the KV cache.
+//! a group of G answers with the KV cache. `epgrpo bench kernels` instead times the fused kernels
+//! against the unfused Burn ops (`epgrpo_kernels::bench`).
 
 use std::time::Instant;
 
@@ -9,6 +10,9 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use epgrpo_kernels::KernelBackend;
+use epgrpo_kernels::bench::{
+    BenchConfig, advantages_header, advantages_rows, logp_entropy_header, logp_entropy_rows,
+};
 use epgrpo_models::{Decoder, DecoderConfig, GenerationConfig, Sampling, generate};
 
 use crate::backend::{BackendJob, DeviceKind, run_on};
@@ -40,10 +44,56 @@ pub struct BenchArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// `kernels`: time the fused kernels instead of the model phases.
+    #[command(subcommand)]
+    pub target: Option<BenchTarget>,
+}
+
+/// What `epgrpo bench` measures besides the model phases.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchTarget {
+    /// Fused kernels vs the unfused Burn ops: E1 log-prob + entropy (log_softmax, gather, sum)
+    /// on N × V logits, and E2–E12 advantages on B × G × L tokens with K buckets.
+    Kernels(KernelBenchArgs),
+}
+
+/// Options of `epgrpo bench kernels`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KernelBenchArgs {
+    /// Logit rows N.
+    #[arg(long, default_value_t = 8192)]
+    pub rows: usize,
+    /// Vocabulary sizes V (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [32_000, 151_936])]
+    pub vocabs: Vec<usize>,
+    /// Prompt groups B of the advantage benchmark.
+    #[arg(long, default_value_t = 64)]
+    pub groups: usize,
+    /// Responses per group G.
+    #[arg(long, default_value_t = 8)]
+    pub group_size: usize,
+    /// Padded response length L.
+    #[arg(long, default_value_t = 1024)]
+    pub length: usize,
+    /// Progress buckets K.
+    #[arg(long, default_value_t = 10)]
+    pub buckets: usize,
+    /// Timed calls per cell (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Skip the unfused side (it needs several N × V buffers).
+    #[arg(long)]
+    pub fused_only: bool,
+    /// Where to run.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
 }
 
 /// Runs the benchmark and returns the table.
 pub fn run(args: BenchArgs) -> Result<String, CliError> {
+    if let Some(BenchTarget::Kernels(kernels)) = args.target {
+        return run_kernels(kernels);
+    }
     if args.batch == 0
         || args.seq < 2
         || args.group == 0
@@ -61,6 +111,66 @@ pub fn run(args: BenchArgs) -> Result<String, CliError> {
 }
 
 struct Bench(BenchArgs);
+
+/// `epgrpo bench kernels`: the two tables of `epgrpo_kernels::bench` for one device.
+fn run_kernels(args: KernelBenchArgs) -> Result<String, CliError> {
+    if args.rows == 0
+        || args.vocabs.contains(&0)
+        || args.groups == 0
+        || args.group_size == 0
+        || args.length == 0
+        || args.buckets == 0
+        || args.iters == 0
+    {
+        return Err(CliError::Input(
+            "--rows, --vocabs, --groups, --group-size, --length, --buckets and --iters must be ≥ 1"
+                .into(),
+        ));
+    }
+    let device = args.device;
+    let config = BenchConfig {
+        rows: args.rows,
+        vocabs: args.vocabs,
+        iters: args.iters,
+        unfused: !args.fused_only,
+        groups: args.groups,
+        group_size: args.group_size,
+        length: args.length,
+        buckets: args.buckets,
+    };
+    run_on(device, KernelBench { device, config })
+}
+
+struct KernelBench {
+    device: DeviceKind,
+    config: BenchConfig,
+}
+
+impl BackendJob for KernelBench {
+    type Output = String;
+
+    fn run<B>(self, _device: B::Device) -> Result<String, CliError>
+    where
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend,
+    {
+        let (name, config) = (self.device.name(), &self.config);
+        let logp = logp_entropy_rows::<B::InnerBackend>(name, config);
+        let advantages = advantages_rows::<B::InnerBackend>(name, config);
+        let table = |header: [String; 2], rows: Vec<String>| {
+            header
+                .into_iter()
+                .chain(rows)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        Ok(format!(
+            "{}\n\n{}",
+            table(logp_entropy_header(config.iters), logp),
+            table(advantages_header(config.iters), advantages)
+        ))
+    }
+}
 
 /// SmolLM2-135M's shape with `layers` layers.
 fn smollm2_shape(layers: usize) -> Result<DecoderConfig, CliError> {
