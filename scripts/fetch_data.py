@@ -349,6 +349,8 @@ def synthetic_cases(rng, count):
         items.append((numbers, int(target), "fraction_on_the_way", expression))
     a, b, c = rng.randint(1, 20), rng.randint(1, 20), rng.randint(1, 20)
     items.append(([a, b, b, c], a + c, "division_by_zero", f"{a} / ({b} - {b}) + {c}"))
+    # reasoning-gym parses Python, so `**` is a power; this grammar has no power.
+    items.append(([2, 3], 8, "power_of_numbers", "2 ** 3"))
     # reasoning-gym compares floats with an absolute tolerance of 1e-6; this parser is exact.
     items.append(([100, 1, 10000000], 100, "float_tolerance", "100 + 1 / 10000000"))
     return items

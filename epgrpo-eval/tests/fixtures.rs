@@ -205,6 +205,8 @@ const KNOWN_DEVIATIONS: &[&str] = &[
     "python_comment",
     // reasoning-gym compares floats with an absolute tolerance of 1e-6.
     "float_tolerance",
+    // Python's `**` is a power; this grammar has none.
+    "power_of_numbers",
 ];
 
 #[test]
@@ -246,7 +248,7 @@ fn countdown_agrees_with_reasoning_gym_score_answer() {
         correct > 100 && agreed - correct > 100,
         "{correct} of {agreed}"
     );
-    assert!(deviations >= 2);
+    assert!(deviations >= KNOWN_DEVIATIONS.len());
     for case in [
         "fraction_on_the_way",
         "fractional_value",
