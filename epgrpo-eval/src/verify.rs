@@ -12,7 +12,7 @@
 //! is linear, brace matching and number parsing have fixed limits (see [`crate::extract`] and
 //! [`crate::normalize`]).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::countdown::CountdownVerifier;
 use crate::dataset::Problem;
@@ -179,7 +179,7 @@ impl MathVerifier {
 }
 
 /// The kind of task a problem set holds, which decides how its completions are scored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
     /// A single final answer compared with the reference ([`MathVerifier`]). The default.

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use epgrpo_core::AlgorithmConfig;
+use epgrpo_eval::TaskKind;
 use epgrpo_models::LoraConfig;
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +93,10 @@ impl Default for ModelConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskConfig {
+    /// How answers are verified: `math` (the answer's value) or `countdown` (an expression that
+    /// uses each given number once and reaches the target; needs JSONL files with
+    /// `numbers_field`).
+    pub kind: TaskKind,
     /// How a question is put to the model; `{question}` is replaced by the question.
     pub prompt: String,
     /// JSONL training problems (`{"question": ..., "answer": ...}`); absent: arithmetic.
@@ -102,6 +107,8 @@ pub struct TaskConfig {
     pub question_field: String,
     /// Field of the answer in the JSONL files (a GSM8K-style `... #### 72` keeps `72`).
     pub answer_field: String,
+    /// Countdown only: field of the numbers to use in the JSONL files.
+    pub numbers_field: String,
     /// Operands are drawn from `0..max_operand`.
     pub max_operand: u32,
     /// Operators used: any of `+`, `-`, `*`.
@@ -113,11 +120,13 @@ pub struct TaskConfig {
 impl Default for TaskConfig {
     fn default() -> Self {
         Self {
+            kind: TaskKind::Math,
             prompt: "{question}=".into(),
             train_file: None,
             eval_file: None,
             question_field: "question".into(),
             answer_field: "answer".into(),
+            numbers_field: "numbers".into(),
             max_operand: 20,
             operators: "+-".into(),
             eval_problems: 80,
@@ -347,6 +356,13 @@ impl TrainConfig {
                 "task.prompt must contain {QUESTION_SLOT} (got {:?})",
                 t.prompt
             ));
+        }
+        if t.kind == TaskKind::Countdown && t.train_file.is_none() {
+            problems.push(
+                "task.kind = \"countdown\" needs task.train_file and task.eval_file (see \
+                 scripts/fetch_data.sh)"
+                    .into(),
+            );
         }
         if t.train_file.is_some() != t.eval_file.is_some() {
             problems.push(

@@ -2,7 +2,7 @@
 //! training.
 
 use burn::prelude::*;
-use epgrpo_eval::{MathVerifier, Problem};
+use epgrpo_eval::{Problem, Verifier};
 use epgrpo_models::Decoder;
 use serde::Serialize;
 
@@ -32,7 +32,7 @@ pub fn greedy_eval<B: Backend>(
     codec: &Codec,
     problems: &[Problem],
     rollout_config: &RolloutConfig,
-    verifier: &MathVerifier,
+    verifier: &Verifier,
     device: &B::Device,
 ) -> Result<Vec<Graded>, CliError> {
     let generation = generation_config(rollout_config, codec, 1, 0, true);

@@ -112,13 +112,22 @@ pub fn load_pretrained<B: Backend>(
     let is_gguf = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-    if is_gguf {
+    let (tokenizer, (config, decoder)) = if is_gguf {
         let tokenizer = TextTokenizer::from_gguf(&GgufFile::open(path)?)?;
-        let (_, decoder) = load_gguf(path, device)?;
-        Ok((decoder, tokenizer))
+        (tokenizer, load_gguf(path, device)?)
     } else {
-        let tokenizer = TextTokenizer::from_dir(path)?;
-        let (_, decoder) = load_decoder(path, device)?;
-        Ok((decoder, tokenizer))
+        (TextTokenizer::from_dir(path)?, load_decoder(path, device)?)
+    };
+    // A tokenizer may have fewer ids than the embedding (padded vocabularies), never more.
+    if tokenizer.vocab_size() > config.vocab_size {
+        return Err(ModelError::Tokenizer {
+            file: tokenizer.origin().to_path_buf(),
+            reason: format!(
+                "the tokenizer has {} ids but the model's vocab_size is {}",
+                tokenizer.vocab_size(),
+                config.vocab_size
+            ),
+        });
     }
+    Ok((decoder, tokenizer))
 }

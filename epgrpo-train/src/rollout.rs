@@ -2,7 +2,7 @@
 //! autodiff graph), decoded and scored by the verifier.
 
 use burn::prelude::*;
-use epgrpo_eval::{MathVerifier, Problem, Score};
+use epgrpo_eval::{Problem, Score, Verifier};
 use epgrpo_models::{Completion, Decoder, FinishReason, GenerationConfig, Sampling, generate};
 
 use crate::codec::Codec;
@@ -97,7 +97,7 @@ pub fn rollout<B: Backend>(
     codec: &Codec,
     problems: Vec<Problem>,
     generation: &GenerationConfig,
-    verifier: &MathVerifier,
+    verifier: &Verifier,
     device: &B::Device,
 ) -> Result<Rollout, CliError> {
     let prompts = problems
@@ -114,7 +114,7 @@ pub fn rollout<B: Backend>(
     let scores: Vec<Score> = completions
         .iter()
         .zip(&texts)
-        .map(|(c, text)| verifier.score(text, &problems[c.prompt].answer))
+        .map(|(c, text)| verifier.score(text, &problems[c.prompt]))
         .collect();
     debug_assert_eq!(completions.len(), problems.len() * g);
     Ok(Rollout {

@@ -7,7 +7,7 @@
 //! measures generalisation, not memorisation. File problems are held out by being in the
 //! evaluation file.
 
-use epgrpo_eval::{DatasetConfig, Problem, load_jsonl};
+use epgrpo_eval::{DatasetConfig, Problem, TaskKind, load_jsonl};
 
 use crate::config::TaskConfig;
 use crate::error::CliError;
@@ -152,6 +152,8 @@ impl ProblemSource {
         let fields = DatasetConfig {
             question_field: config.question_field.clone(),
             answer_field: config.answer_field.clone(),
+            numbers_field: (config.kind == TaskKind::Countdown)
+                .then(|| config.numbers_field.clone()),
             ..DatasetConfig::default()
         };
         let read = |path: &std::path::Path| {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use epgrpo_eval::{MathVerifier, Problem, VerifierConfig};
+use epgrpo_eval::{Problem, Verifier, VerifierConfig};
 use epgrpo_kernels::KernelBackend;
 use epgrpo_models::Decoder;
 
@@ -105,7 +105,7 @@ where
         model = checkpoint::load_model(dir, "model", model, device)?;
     }
     let task = ProblemSource::new(&config.task)?;
-    let verifier = MathVerifier::new(VerifierConfig::default())
+    let verifier = Verifier::new(config.task.kind, VerifierConfig::default())
         .map_err(|e| CliError::Internal(e.to_string()))?;
     let held_out = task.held_out(seed, config.task.eval_problems);
     let evaluate = |model: &Decoder<B>,

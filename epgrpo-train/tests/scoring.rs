@@ -3,7 +3,7 @@
 //! temperature), row by row, including padded prompts and answers of different lengths.
 
 use burn::backend::NdArray;
-use epgrpo_eval::{MathVerifier, VerifierConfig};
+use epgrpo_eval::{TaskKind, Verifier, VerifierConfig};
 use epgrpo_models::Decoder;
 use epgrpo_train::codec::Codec;
 use epgrpo_train::config::{ModelConfig, RolloutConfig, TaskConfig};
@@ -33,7 +33,7 @@ fn teacher_forcing_recomputes_the_sampling_log_probs() {
     };
     let codec = Codec::chars("{question}=");
     let generation = generation_config(&rollout_config, &codec, 3, 11, false);
-    let verifier = MathVerifier::new(VerifierConfig::default()).unwrap();
+    let verifier = Verifier::new(TaskKind::Math, VerifierConfig::default()).unwrap();
     let batch = rollout(&model, &codec, problems, &generation, &verifier, &device).unwrap();
     let sequences = batch.sequences();
     let (logp, entropy) = response_logp_entropy(&model, &sequences, 0.7, &device);

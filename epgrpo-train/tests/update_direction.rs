@@ -4,7 +4,7 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use epgrpo_core::Algorithm;
-use epgrpo_eval::{MathVerifier, VerifierConfig};
+use epgrpo_eval::{Verifier, VerifierConfig};
 use epgrpo_models::Decoder;
 use epgrpo_train::codec::Codec;
 use epgrpo_train::config::TrainConfig;
@@ -48,7 +48,7 @@ fn one_update_raises_rewarded_answers_and_lowers_the_rest() {
         let problems = (0..2).map(|i| task.problem(Split::Train, 1, i)).collect();
         let codec = Codec::chars(&config.task.prompt);
         let generation = generation_config(&config.rollout, &codec, 8, 5, false);
-        let verifier = MathVerifier::new(VerifierConfig::default()).unwrap();
+        let verifier = Verifier::new(config.task.kind, VerifierConfig::default()).unwrap();
         let mut batch = rollout(
             &model.valid(),
             &codec,

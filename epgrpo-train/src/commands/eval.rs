@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
 use epgrpo_eval::{
-    DatasetConfig, MathVerifier, Problem, SampleOutcome, VerifierConfig, aggregate, load_jsonl,
+    DatasetConfig, Problem, SampleOutcome, TaskKind, Verifier, VerifierConfig, aggregate,
+    load_jsonl,
 };
 use serde::Serialize;
 
 use crate::checkpoint;
 use crate::codec::Codec;
+use crate::config::TaskConfig;
 use crate::error::CliError;
 use crate::evaluate::{accuracy, greedy_eval};
 use crate::policy::initial_policy;
@@ -76,12 +78,12 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
     let (empty, codec) = initial_policy::<Cpu>(&config, &device)?;
     let model = checkpoint::load_model(&dir, "model", empty, &device)?;
     let problems = match &args.data {
-        Some(path) => load_problems(path, args, &codec)?,
+        Some(path) => load_problems(path, args, &config.task, &codec)?,
         None => {
             ProblemSource::new(&config.task)?.held_out(config.train.seed, config.task.eval_problems)
         }
     };
-    let verifier = MathVerifier::new(VerifierConfig::default())
+    let verifier = Verifier::new(config.task.kind, VerifierConfig::default())
         .map_err(|e| CliError::Internal(e.to_string()))?;
     let greedy = greedy_eval(
         &model,
@@ -143,10 +145,16 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
     Ok(table)
 }
 
-fn load_problems(path: &Path, args: &EvalArgs, codec: &Codec) -> Result<Vec<Problem>, CliError> {
+fn load_problems(
+    path: &Path,
+    args: &EvalArgs,
+    task: &TaskConfig,
+    codec: &Codec,
+) -> Result<Vec<Problem>, CliError> {
     let config = DatasetConfig {
         question_field: args.question_field.clone(),
         answer_field: args.answer_field.clone(),
+        numbers_field: (task.kind == TaskKind::Countdown).then(|| task.numbers_field.clone()),
         ..DatasetConfig::default()
     };
     let problems = load_jsonl(path, &config).map_err(|e| CliError::Input(e.to_string()))?;
