@@ -33,7 +33,7 @@ pub enum TokenIds {
 /// Unknown fields of the file are ignored; fields that change the architecture in ways this
 /// crate does not implement (`rope_scaling`, sliding windows, another activation) are refused by
 /// [`DecoderConfig::validate`].
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct DecoderConfig {
     /// Architecture family.
     pub model_type: Arch,
@@ -91,7 +91,7 @@ pub struct DecoderConfig {
 }
 
 /// `rope_parameters` of a transformers ≥ 5 config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RopeParameters {
     /// RoPE base θ.
     #[serde(default)]
@@ -234,6 +234,82 @@ impl DecoderConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The config as a Hugging Face `config.json` in f32 (`architectures`, `dtype` and
+    /// `torch_dtype` added) that transformers and [`DecoderConfig::from_json_str`] read back:
+    /// the latter gives a config equal to `self`. Optional fields left unset here
+    /// (`num_key_value_heads`, `head_dim`, `rope_parameters`, token ids) stay unset, and
+    /// transformers derives the same defaults for them as [`DecoderConfig::head_dim`] and
+    /// [`DecoderConfig::num_kv_heads`]. The RoPE base is written as `rope_theta` (read by
+    /// transformers < 5) and, when the config has it, inside `rope_parameters` (≥ 5).
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let (model_type, architecture) = match self.model_type {
+            Arch::Llama => ("llama", "LlamaForCausalLM"),
+            Arch::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
+        };
+        let mut map = Map::new();
+        let mut put = |key: &str, value: Value| {
+            map.insert(key.to_string(), value);
+        };
+        put("architectures", json!([architecture]));
+        put("model_type", model_type.into());
+        put("vocab_size", self.vocab_size.into());
+        put("hidden_size", self.hidden_size.into());
+        put("intermediate_size", self.intermediate_size.into());
+        put("num_hidden_layers", self.num_hidden_layers.into());
+        put("num_attention_heads", self.num_attention_heads.into());
+        put("hidden_act", self.hidden_act.clone().into());
+        put("rms_norm_eps", self.rms_norm_eps.into());
+        put("rope_theta", self.rope_theta.into());
+        put(
+            "max_position_embeddings",
+            self.max_position_embeddings.into(),
+        );
+        put("tie_word_embeddings", self.tie_word_embeddings.into());
+        put("dtype", "float32".into());
+        put("torch_dtype", "float32".into());
+        put("use_cache", true.into());
+        if let Some(kv) = self.num_key_value_heads {
+            put("num_key_value_heads", kv.into());
+        }
+        if let Some(head_dim) = self.head_dim {
+            put("head_dim", head_dim.into());
+        }
+        if let Some(p) = &self.rope_parameters {
+            let mut rope = Map::new();
+            if let Some(theta) = p.rope_theta {
+                rope.insert("rope_theta".into(), theta.into());
+            }
+            if let Some(kind) = &p.rope_type {
+                rope.insert("rope_type".into(), kind.clone().into());
+            }
+            put("rope_parameters", Value::Object(rope));
+        }
+        if let Some(scaling) = &self.rope_scaling {
+            put("rope_scaling", scaling.clone());
+        }
+        // Qwen2 has no `attention_bias` / `mlp_bias` (its q/k/v biases are fixed) and Llama no
+        // sliding window: those are written only where the family has them or they are set.
+        if self.model_type == Arch::Llama || self.attention_bias {
+            put("attention_bias", self.attention_bias.into());
+        }
+        if self.model_type == Arch::Llama || self.mlp_bias {
+            put("mlp_bias", self.mlp_bias.into());
+        }
+        if self.model_type == Arch::Qwen2 || self.use_sliding_window {
+            put("use_sliding_window", self.use_sliding_window.into());
+        }
+        if let Some(bos) = self.bos_token_id {
+            put("bos_token_id", bos.into());
+        }
+        match &self.eos_token_id {
+            Some(TokenIds::One(id)) => put("eos_token_id", (*id).into()),
+            Some(TokenIds::Many(ids)) => put("eos_token_id", ids.clone().into()),
+            None => {}
+        }
+        Value::Object(map)
     }
 
     /// Width of one attention head.

@@ -3,13 +3,21 @@
 
 use std::path::PathBuf;
 
-/// Errors raised while reading a model directory (config or weights).
+/// Errors raised while reading a model directory (config or weights) or writing one.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The file could not be read.
     #[error("{file}: cannot read: {source}")]
     Io {
         /// The file that failed.
+        file: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// A file of an exported model directory could not be written.
+    #[error("{file}: cannot write: {source}")]
+    Write {
+        /// The file (or directory) that failed.
         file: PathBuf,
         /// The underlying I/O error.
         source: std::io::Error,

@@ -3,16 +3,17 @@
 //! Llama / Qwen2 / SmolLM2 decoders ([`Decoder`]: RMSNorm, `rotate_half` rotary embeddings,
 //! grouped-query attention, SwiGLU) configured from a Hugging Face `config.json`
 //! ([`DecoderConfig`]), loaded from HF safetensors directories ([`load_decoder`]) or llama.cpp
-//! GGUF files ([`load_gguf`]), with a
-//! preallocated [`KvCache`] for prefill + token-by-token decoding, and batched sampling of G
-//! completions per prompt ([`generate()`]). Text enters and leaves only through
-//! [`TextTokenizer`] (HF `tokenizer.json` or the tokenizer embedded in a GGUF, plus the ChatML
-//! [`ChatTemplate`]). The crate never sees rewards.
+//! GGUF files ([`load_gguf`]) and written back as HF directories ([`save_hf_dir`], LoRA
+//! adapters merged), with a preallocated [`KvCache`] for prefill + token-by-token decoding,
+//! and batched sampling of G completions per prompt ([`generate()`]). Text enters and leaves
+//! only through [`TextTokenizer`] (HF `tokenizer.json` or the tokenizer embedded in a GGUF, plus
+//! the ChatML [`ChatTemplate`]). The crate never sees rewards.
 
 pub mod attention;
 pub mod config;
 pub mod decoder;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod kv_cache;
 pub mod load;
@@ -26,6 +27,7 @@ pub mod tokenizer;
 pub use config::{Arch, DecoderConfig, RopeParameters, TokenIds};
 pub use decoder::{Decoder, DecoderLayer};
 pub use error::ModelError;
+pub use export::save_hf_dir;
 pub use generate::{Completion, FinishReason, GenerateError, GenerationConfig, generate};
 pub use kv_cache::KvCache;
 pub use load::{load_decoder, load_gguf};

@@ -31,6 +31,8 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     origin: PathBuf,
     chat: Option<ChatTemplate>,
+    chat_source: Option<String>,
+    eos: Option<u32>,
     stop_tokens: Vec<u32>,
 }
 
@@ -48,7 +50,7 @@ impl TextTokenizer {
             reason: format!("not a Hugging Face tokenizer.json: {e}"),
         })?;
         let config_path = dir.join(TOKENIZER_CONFIG_FILE);
-        let (chat, eos) = if config_path.exists() {
+        let (chat_source, eos) = if config_path.exists() {
             let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
                 file: config_path.clone(),
                 source,
@@ -57,21 +59,21 @@ impl TextTokenizer {
                 file: config_path.clone(),
                 source,
             })?;
-            let chat = config
+            let chat_source = config
                 .get("chat_template")
                 .and_then(Value::as_str)
-                .and_then(ChatTemplate::from_jinja);
+                .map(str::to_string);
             // `eos_token` is a string or an AddedToken object with a `content` field.
             let eos = config.get("eos_token").and_then(|e| {
                 e.as_str()
                     .or_else(|| e.get("content").and_then(Value::as_str))
                     .and_then(|t| inner.token_to_id(t))
             });
-            (chat, eos)
+            (chat_source, eos)
         } else {
             (None, None)
         };
-        Ok(Self::assemble(inner, path, chat, eos))
+        Ok(Self::assemble(inner, path, chat_source, eos))
     }
 
     /// Rebuilds the tokenizer embedded in a GGUF file (see [`tokenizer_from_gguf`]), with the
@@ -79,25 +81,31 @@ impl TextTokenizer {
     /// `tokenizer.ggml.eos_token_id`.
     pub fn from_gguf(file: &GgufFile) -> Result<Self, ModelError> {
         let inner = tokenizer_from_gguf(file)?;
-        let chat = file
+        let chat_source = file
             .metadata
             .get("tokenizer.chat_template")
             .and_then(GgufValue::as_str)
-            .and_then(ChatTemplate::from_jinja);
+            .map(str::to_string);
         let eos = file
             .metadata
             .get("tokenizer.ggml.eos_token_id")
             .and_then(GgufValue::as_u64)
             .and_then(|id| u32::try_from(id).ok());
-        Ok(Self::assemble(inner, file.path().to_path_buf(), chat, eos))
+        Ok(Self::assemble(
+            inner,
+            file.path().to_path_buf(),
+            chat_source,
+            eos,
+        ))
     }
 
     fn assemble(
         inner: Tokenizer,
         origin: PathBuf,
-        chat: Option<ChatTemplate>,
+        chat_source: Option<String>,
         eos: Option<u32>,
     ) -> Self {
+        let chat = chat_source.as_deref().and_then(ChatTemplate::from_jinja);
         let mut stop_tokens: Vec<u32> = STOP_TEXTS
             .iter()
             .filter_map(|t| inner.token_to_id(t))
@@ -109,6 +117,8 @@ impl TextTokenizer {
             inner,
             origin,
             chat,
+            chat_source,
+            eos,
             stop_tokens,
         }
     }
@@ -133,6 +143,48 @@ impl TextTokenizer {
     /// The ChatML template of the checkpoint, `None` when it has no ChatML template.
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
         self.chat.as_ref()
+    }
+
+    /// Writes `dir/tokenizer.json` and a `dir/tokenizer_config.json` (the eos token, the chat
+    /// template source, `tokenizer_class: PreTrainedTokenizerFast` so that transformers uses
+    /// `tokenizer.json` as it is) from which [`TextTokenizer::from_dir`] reads back the same
+    /// ids, stop tokens and chat template. `dir` must exist; existing files are replaced.
+    pub fn save_dir(&self, dir: &Path) -> Result<(), ModelError> {
+        let path = dir.join(TOKENIZER_FILE);
+        let json = self
+            .inner
+            .to_string(true)
+            .map_err(|e| ModelError::Tokenizer {
+                file: path.clone(),
+                reason: format!("cannot serialise the tokenizer: {e}"),
+            })?;
+        write_file(&path, json)?;
+        let mut config = serde_json::Map::new();
+        config.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
+        // Decoding is the tokenizer's own; no extra clean-up of spaces before punctuation.
+        config.insert("clean_up_tokenization_spaces".into(), false.into());
+        if let Some(eos) = self.eos.and_then(|id| self.inner.id_to_token(id)) {
+            config.insert("eos_token".into(), eos.into());
+        }
+        if let Some(source) = &self.chat_source {
+            config.insert("chat_template".into(), source.clone().into());
+        }
+        write_file(
+            &dir.join(TOKENIZER_CONFIG_FILE),
+            format!("{:#}", Value::Object(config)),
+        )
+    }
+
+    /// The checkpoint's Jinja chat template as it was read (ChatML or not), `None` when it has
+    /// none.
+    pub fn chat_template_source(&self) -> Option<&str> {
+        self.chat_source.as_deref()
+    }
+
+    /// The end-of-sequence id the checkpoint names (`eos_token` of `tokenizer_config.json`,
+    /// `tokenizer.ggml.eos_token_id` of a GGUF), if any.
+    pub fn eos_token_id(&self) -> Option<u32> {
+        self.eos
     }
 
     /// Token ids of the chat prompt for one user turn (with the checkpoint's default system
@@ -176,4 +228,11 @@ impl TextTokenizer {
             reason,
         }
     }
+}
+
+fn write_file(path: &Path, contents: String) -> Result<(), ModelError> {
+    std::fs::write(path, contents).map_err(|source| ModelError::Write {
+        file: path.to_path_buf(),
+        source,
+    })
 }
