@@ -8,7 +8,7 @@
 use burn::tensor::{Int, Tensor};
 use epgrpo_kernels::KernelBackend;
 
-/// E1: `(lp, H)` per row: lp = log softmax(z)[target], H = −Σ_v p_v log p_v, z = logits / T.
+/// E1: `(lp, H)` per row: lp = log softmax(z)\[target\], H = −Σ_v p_v log p_v, z = logits / T.
 /// Terms with p = 0 (including `-inf` logits) contribute 0 to H.
 ///
 /// # Shapes

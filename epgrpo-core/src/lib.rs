@@ -18,7 +18,7 @@
 //! | E15 KL estimators and aggregation | [`loss::kl_estimate`], [`loss::aggregate`], [`loss::policy_loss`] |
 //!
 //! The baselines (GRPO, Dr. GRPO, DAPO, the 80/20 entropy mask, GSPO) are values of
-//! [`config::Algorithm`]. [`reference`] is an f64 plain-Rust implementation of the same
+//! [`config::Algorithm`]. [`reference`](mod@reference) is an f64 plain-Rust implementation of the same
 //! equations used by the tests.
 
 pub mod advantage;

@@ -291,7 +291,7 @@ pub fn advantages_rows<B: KernelBackend>(backend: &str, config: &BenchConfig) ->
             2 * tokens * k * 4
         };
         rows.push(format!(
-            "| {backend} | {b} × {g} × {l} | {k} | {} | {ms:.2} | {:.1} | {:.1} |",
+            "| {backend} | {b} × {g} × {l} | {k} | {} | {ms:.2} | {:.3} | {:.1} |",
             if fused { "fused" } else { "plain Burn ops" },
             tokens as f64 / (ms * 1e-3) / 1e6,
             extra as f64 / 1e6,
