@@ -40,11 +40,7 @@ impl Codec {
     }
 
     /// A pretrained model's tokenizer. With `chat`, the tokenizer must carry a chat template.
-    pub fn tokenizer(
-        template: &str,
-        tokenizer: TextTokenizer,
-        chat: bool,
-    ) -> Result<Self, CliError> {
+    pub fn text(template: &str, tokenizer: TextTokenizer, chat: bool) -> Result<Self, CliError> {
         if tokenizer.stop_tokens().is_empty() {
             return Err(CliError::Input(format!(
                 "{}: the tokenizer has no end-of-sequence token (eos, <|im_end|> or \
@@ -62,6 +58,14 @@ impl Codec {
             template: template.to_string(),
             vocabulary: Vocabulary::Tokenizer { tokenizer, chat },
         })
+    }
+
+    /// The tokenizer of a pretrained policy (`None` for the character vocabulary).
+    pub fn tokenizer(&self) -> Option<&TextTokenizer> {
+        match &self.vocabulary {
+            Vocabulary::Chars => None,
+            Vocabulary::Tokenizer { tokenizer, .. } => Some(tokenizer),
+        }
     }
 
     /// The text put to the model for `problem`: the template with the question filled in.

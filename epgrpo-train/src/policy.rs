@@ -77,38 +77,62 @@ pub fn initial_model<B: Backend>(
     }
 }
 
-/// The policy of `config` before any training, and its codec: the scratch decoder drawn from
-/// the seed, or the pretrained model of `[model] path` (with fresh LoRA adapters drawn from
-/// the seed when `lora_rank > 0`).
+/// A policy network with its codec and architecture.
+#[derive(Debug)]
+pub struct Policy<B: Backend> {
+    /// The network.
+    pub model: Decoder<B>,
+    /// Problems → prompt ids, answer ids → text.
+    pub codec: Codec,
+    /// The network's architecture (what an exported `config.json` holds).
+    pub architecture: DecoderConfig,
+}
+
+/// The policy of `config` before any training: the scratch decoder drawn from the seed, or the
+/// pretrained model of `[model] path` (with fresh LoRA adapters drawn from the seed when
+/// `lora_rank > 0`).
 pub fn initial_policy<B: Backend>(
     config: &TrainConfig,
     device: &B::Device,
-) -> Result<(Decoder<B>, Codec), CliError> {
+) -> Result<Policy<B>, CliError> {
     let m = &config.model;
     let seed = config.train.seed;
     let Some(path) = &m.path else {
-        let model = initial_model(&decoder_config(m)?, seed, device);
-        return Ok((model, Codec::chars(&config.task.prompt)));
+        let architecture = decoder_config(m)?;
+        return Ok(Policy {
+            model: initial_model(&architecture, seed, device),
+            codec: Codec::chars(&config.task.prompt),
+            architecture,
+        });
     };
-    let (model, tokenizer) = load_pretrained::<B>(path, device)
+    let (architecture, model, tokenizer) = load_pretrained::<B>(path, device)
         .map_err(|e| CliError::Input(format!("model.path: {e}")))?;
-    let codec = Codec::tokenizer(&config.task.prompt, tokenizer, m.chat_template)?;
+    let codec = Codec::text(&config.task.prompt, tokenizer, m.chat_template)?;
     if m.lora_rank == 0 {
-        return Ok((model, codec));
+        return Ok(Policy {
+            model,
+            codec,
+            architecture,
+        });
     }
     let targets: Vec<&str> = m.lora_targets.iter().map(String::as_str).collect();
     let lora = LoraConfig::from_names(m.lora_rank, m.lora_alpha, &targets)
         .map_err(|e| CliError::Input(format!("model.lora_targets: {e}")))?;
     let model = seeded(seed, device, || model.with_lora(&lora, device))
         .map_err(|e| CliError::Input(format!("[model] LoRA: {e}")))?;
-    Ok((model, codec))
+    Ok(Policy {
+        model,
+        codec,
+        architecture,
+    })
 }
 
-/// A pretrained decoder and its tokenizer from a `.gguf` file or a Hugging Face directory.
+/// A pretrained decoder, its architecture and its tokenizer from a `.gguf` file or a Hugging
+/// Face directory.
 pub fn load_pretrained<B: Backend>(
     path: &Path,
     device: &B::Device,
-) -> Result<(Decoder<B>, TextTokenizer), ModelError> {
+) -> Result<(DecoderConfig, Decoder<B>, TextTokenizer), ModelError> {
     let is_gguf = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
@@ -129,5 +153,5 @@ pub fn load_pretrained<B: Backend>(
             ),
         });
     }
-    Ok((decoder, tokenizer))
+    Ok((config, decoder, tokenizer))
 }

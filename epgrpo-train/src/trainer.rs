@@ -8,7 +8,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use epgrpo_eval::{Problem, Verifier, VerifierConfig};
 use epgrpo_kernels::KernelBackend;
-use epgrpo_models::Decoder;
+use epgrpo_models::{Decoder, save_hf_dir};
 
 use crate::checkpoint::{self, RunState, Stage};
 use crate::config::TrainConfig;
@@ -16,7 +16,7 @@ use crate::error::CliError;
 use crate::evaluate::{Graded, accuracy, greedy_eval};
 use crate::metrics::{MetricsLog, StepMetrics};
 use crate::optim::{adamw, learning_rate};
-use crate::policy::initial_policy;
+use crate::policy::{Policy, initial_policy};
 use crate::rollout::{generation_config, rollout};
 use crate::sft::sft_step;
 use crate::step::rl_update;
@@ -46,6 +46,9 @@ pub struct Outcome {
     /// RL steps completed.
     pub rl_steps: usize,
 }
+
+/// Where a finished run exports its policy as a Hugging Face directory.
+pub const EXPORT_DIR: &str = "model";
 
 /// Independent streams of the run seed.
 const SFT_STREAM: u64 = 0x5F7;
@@ -97,7 +100,11 @@ where
     };
     let config = state.config.clone();
     let seed = config.train.seed;
-    let (mut model, codec) = initial_policy::<B>(&config, device)?;
+    let Policy {
+        mut model,
+        codec,
+        architecture,
+    } = initial_policy::<B>(&config, device)?;
     // With LoRA the reference policy is the model with its adapters off (the base weights are
     // frozen); otherwise a frozen copy of the policy when RL starts.
     let lora = model.has_adapters();
@@ -174,7 +181,7 @@ where
         _ if lora => model.valid().with_adapters_enabled(false),
         (Some(reference), _) => reference,
         (None, Some(dir)) if dir.join("reference.mpk").exists() => {
-            let (empty, _) = initial_policy::<B::InnerBackend>(&config, device)?;
+            let empty = initial_policy::<B::InnerBackend>(&config, device)?.model;
             checkpoint::load_model(dir, "reference", empty, device)?
         }
         (None, _) => model.valid(),
@@ -253,6 +260,12 @@ where
         }
         None => None,
     };
+    if state.step == steps {
+        // The trained policy as a Hugging Face directory (LoRA merged), for any other tool.
+        let dir = run_dir.join(EXPORT_DIR);
+        save_hf_dir(&model.valid(), &architecture, codec.tokenizer(), &dir)
+            .map_err(|e| CliError::Internal(format!("exporting the model: {e}")))?;
+    }
     let outcome = Outcome {
         run_dir: run_dir.to_path_buf(),
         accuracy_at_start: state.accuracy_at_start,

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
+use epgrpo_models::load_decoder;
 use epgrpo_train::checkpoint::{self, Stage};
 use epgrpo_train::config::TrainConfig;
 use epgrpo_train::metrics::{StepMetrics, read_metrics};
 use epgrpo_train::policy::{decoder_config, initial_model};
-use epgrpo_train::trainer::{Observer, run};
+use epgrpo_train::trainer::{EXPORT_DIR, Observer, run};
 
 type B = Autodiff<NdArray<f32>>;
 
@@ -63,21 +64,24 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Every float parameter's values, in module order.
-fn parameters(dir: &Path, config: &TrainConfig) -> Vec<Vec<f32>> {
-    struct Collect(Vec<Vec<f32>>);
-    impl<Be: Backend> ModuleVisitor<Be> for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Be, D>>) {
-            self.0.push(
-                param
-                    .val()
-                    .to_data()
-                    .convert::<f32>()
-                    .to_vec::<f32>()
-                    .unwrap(),
-            );
-        }
+/// Collects every float parameter's values, in module order.
+struct Collect(Vec<Vec<f32>>);
+
+impl<Be: Backend> ModuleVisitor<Be> for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Be, D>>) {
+        self.0.push(
+            param
+                .val()
+                .to_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap(),
+        );
     }
+}
+
+/// Every float parameter's values of a run's checkpoint, in module order.
+fn parameters(dir: &Path, config: &TrainConfig) -> Vec<Vec<f32>> {
     let device = Default::default();
     let empty = initial_model::<NdArray<f32>>(&decoder_config(&config.model).unwrap(), 0, &device);
     let model = checkpoint::load_model(&dir.join("checkpoint"), "model", empty, &device).unwrap();
@@ -155,6 +159,13 @@ fn resume_is_bitwise_identical_on_cpu() {
     ] {
         assert!(straight.join(file).exists(), "{file} missing");
     }
+    // The exported Hugging Face directory loads back to the checkpoint's weights.
+    let (architecture, exported) =
+        load_decoder::<NdArray<f32>>(&straight.join(EXPORT_DIR), &device).unwrap();
+    assert_eq!(architecture, decoder_config(&config.model).unwrap());
+    let mut collect = Collect(Vec::new());
+    exported.visit(&mut collect);
+    assert_eq!(collect.0, parameters(&straight, &config), "export differs");
     std::fs::remove_dir_all(&straight).ok();
     std::fs::remove_dir_all(&split).ok();
 }

@@ -9,7 +9,7 @@ use epgrpo_train::checkpoint::{self, Stage};
 use epgrpo_train::config::TrainConfig;
 use epgrpo_train::metrics::{StepMetrics, read_metrics};
 use epgrpo_train::policy::initial_policy;
-use epgrpo_train::trainer::{Observer, run};
+use epgrpo_train::trainer::{EXPORT_DIR, Observer, run};
 
 type Cpu = NdArray<f32>;
 
@@ -84,7 +84,7 @@ every = 0
     // The base weights are the GGUF's; the adapters moved; no reference copy was written.
     let dir = checkpoint::directory(&out).unwrap();
     assert!(!dir.join("reference.mpk").exists());
-    let (fresh, _) = initial_policy::<Cpu>(&config, &device).unwrap();
+    let fresh = initial_policy::<Cpu>(&config, &device).unwrap().model;
     let trained = checkpoint::load_model(&dir, "model", fresh.clone(), &device).unwrap();
     for (before, after) in fresh.layers.iter().zip(&trained.layers) {
         let (b, a) = (&before.self_attn, &after.self_attn);
@@ -98,7 +98,14 @@ every = 0
         );
         assert!(a.o_proj.adapter.is_none());
         let lora_b = values(a.q_proj.adapter.as_ref().unwrap().lora_b.val());
-        assert!(lora_b.iter().any(|&x| x != 0.0), "q_proj adapter B stayed 0");
+        assert!(
+            lora_b.iter().any(|&x| x != 0.0),
+            "q_proj adapter B stayed 0"
+        );
+    }
+    // The export merges the adapters into a plain model with the GGUF's tokenizer.
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(out.join(EXPORT_DIR).join(file).exists(), "{file} missing");
     }
     std::fs::remove_dir_all(&out).ok();
 }

@@ -15,7 +15,7 @@ use crate::codec::Codec;
 use crate::config::TaskConfig;
 use crate::error::CliError;
 use crate::evaluate::{accuracy, greedy_eval};
-use crate::policy::initial_policy;
+use crate::policy::{Policy, initial_policy};
 use crate::rollout::{generation_config, rollout};
 use crate::task::ProblemSource;
 
@@ -75,8 +75,8 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
     let dir = checkpoint::directory(&args.run)?;
     let config = checkpoint::load_state(&dir)?.config;
     let device = Default::default();
-    let (empty, codec) = initial_policy::<Cpu>(&config, &device)?;
-    let model = checkpoint::load_model(&dir, "model", empty, &device)?;
+    let Policy { model, codec, .. } = initial_policy::<Cpu>(&config, &device)?;
+    let model = checkpoint::load_model(&dir, "model", model, &device)?;
     let problems = match &args.data {
         Some(path) => load_problems(path, args, &config.task, &codec)?,
         None => {

@@ -27,7 +27,7 @@ pub fn run(
 ) -> Result<String, CliError> {
     let sampling = sampling(temperature)?;
     let device = Default::default();
-    let (decoder, tokenizer) =
+    let (_, decoder, tokenizer) =
         load_pretrained::<Cpu>(model, &device).map_err(|e| CliError::Input(e.to_string()))?;
     let ids = if chat {
         tokenizer.encode_chat(prompt)
