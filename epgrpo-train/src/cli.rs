@@ -47,7 +47,8 @@ pub enum Command {
     /// SmolLM2-135M's shape, as a table; `bench kernels`: the fused kernels vs the unfused Burn
     /// ops.
     Bench(crate::commands::bench::BenchArgs),
-    /// Evaluate a run's model: greedy pass@1, avg@n, pass@k, maj@k, per-problem JSONL.
+    /// Evaluate a run's model or a model file: greedy pass@1, avg@n, pass@k, maj@k, per-problem
+    /// JSONL.
     Eval(crate::commands::eval::EvalArgs),
     /// Draw the curves of a run's metrics.jsonl to RUN_DIR/plots.svg (done automatically at the
     /// end of `train`).

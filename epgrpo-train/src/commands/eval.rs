@@ -1,5 +1,6 @@
 //! `epgrpo eval`: greedy pass@1, sampled avg@n, unbiased pass@k and maj@k of a trained run's
-//! model on its held-out split or on a JSONL problem file, with per-problem JSONL output.
+//! model (on its held-out split or a JSONL problem file) or of any model file (on a JSONL
+//! problem file), with per-problem JSONL output.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,7 @@ use serde::Serialize;
 
 use crate::checkpoint;
 use crate::codec::Codec;
-use crate::config::TaskConfig;
+use crate::config::{TaskConfig, TrainConfig};
 use crate::error::CliError;
 use crate::evaluate::{accuracy, greedy_eval};
 use crate::policy::{Policy, initial_policy};
@@ -23,10 +24,31 @@ type Cpu = NdArray<f32>;
 
 /// Options of `epgrpo eval`.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("policy").required(true).args(["run", "model"])))]
 pub struct EvalArgs {
-    /// Run directory whose checkpoint is evaluated.
+    /// Run directory whose checkpoint is evaluated (with the run's prompt, chat template,
+    /// answer length and temperature).
     #[arg(long)]
-    pub run: PathBuf,
+    pub run: Option<PathBuf>,
+    /// Or a model: a Hugging Face directory (e.g. a run's exported `model/`) or a `.gguf` file;
+    /// needs `--data`.
+    #[arg(long, requires = "data")]
+    pub model: Option<PathBuf>,
+    /// With `--model`: the prompt template; `{question}` is replaced by the question.
+    #[arg(long, default_value = "{question}")]
+    pub prompt: String,
+    /// With `--model`: send the prompt as is, without the model's chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// With `--model`: longest answer in tokens.
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    /// With `--model`: sampling temperature of the sampled answers.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// With `--model`: `math` or `countdown` (how answers are verified).
+    #[arg(long, default_value = "math")]
+    pub kind: String,
     /// JSONL problems (`{"question": ..., "answer": ...}`); default: the run's held-out split.
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -72,11 +94,22 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
             )));
         }
     }
-    let dir = checkpoint::directory(&args.run)?;
-    let config = checkpoint::load_state(&dir)?.config;
     let device = Default::default();
-    let Policy { model, codec, .. } = initial_policy::<Cpu>(&config, &device)?;
-    let model = checkpoint::load_model(&dir, "model", model, &device)?;
+    let (config, model, codec) = match (&args.run, &args.model) {
+        (Some(run), _) => {
+            let dir = checkpoint::directory(run)?;
+            let config = checkpoint::load_state(&dir)?.config;
+            let Policy { model, codec, .. } = initial_policy::<Cpu>(&config, &device)?;
+            let model = checkpoint::load_model(&dir, "model", model, &device)?;
+            (config, model, codec)
+        }
+        (None, Some(path)) => {
+            let config = model_config(args, path)?;
+            let Policy { model, codec, .. } = initial_policy::<Cpu>(&config, &device)?;
+            (config, model, codec)
+        }
+        (None, None) => return Err(CliError::Input("give --run or --model".into())),
+    };
     let problems = match &args.data {
         Some(path) => load_problems(path, args, &config.task, &codec)?,
         None => {
@@ -118,10 +151,11 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
             }
         }
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.run.join("eval-details.jsonl"));
+    let out = match (&args.out, &args.run) {
+        (Some(out), _) => out.clone(),
+        (None, Some(run)) => run.join("eval-details.jsonl"),
+        (None, None) => PathBuf::from("eval-details.jsonl"),
+    };
     write_details(&out, &problems, &greedy, &sampled, &texts)?;
     let mut table = format!(
         "{} problems\ngreedy pass@1   {:.4}\n",
@@ -143,6 +177,27 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
     }
     table.push_str(&format!("per-problem results: {}", out.display()));
     Ok(table)
+}
+
+/// The settings of `--model` evaluation, as the configuration of a run that starts from it.
+fn model_config(args: &EvalArgs, path: &Path) -> Result<TrainConfig, CliError> {
+    let mut config = TrainConfig::default();
+    config.model.path = Some(path.to_path_buf());
+    config.model.chat_template = !args.raw;
+    config.task.prompt = args.prompt.clone();
+    config.task.kind = serde_json::from_value(serde_json::Value::String(args.kind.clone()))
+        .map_err(|_| {
+            CliError::Input(format!(
+                "--kind {:?}: expected math or countdown",
+                args.kind
+            ))
+        })?;
+    config.rollout.max_new_tokens = args.max_new_tokens;
+    config.rollout.temperature = args.temperature;
+    config
+        .validate()
+        .map_err(|e| CliError::Input(format!("epgrpo eval --model: {e}")))?;
+    Ok(config)
 }
 
 fn load_problems(
