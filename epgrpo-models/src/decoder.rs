@@ -12,6 +12,11 @@ use crate::mlp::Mlp;
 use crate::padding::LeftPadding;
 use crate::rope::{RopeTables, RotaryEmbedding};
 
+/// Vocabulary rows per block of the tied output head when no gradient flows to the embedding
+/// (see [`Decoder::logits`]): 2.4 MB blocks at SmolLM2's width, smaller than the projection
+/// weights, whose copies glibc already serves from the heap.
+const HEAD_BLOCK_ROWS: usize = 1024;
+
 /// One pre-norm transformer block (`model.layers.{i}` in HF checkpoints).
 #[derive(Module, Debug)]
 pub struct DecoderLayer<B: Backend> {
@@ -134,6 +139,24 @@ impl<B: Backend> Decoder<B> {
         tokens: Tensor<B, 2, Int>,
         cache: &mut KvCache<B>,
     ) -> Tensor<B, 3> {
+        self.logits(self.hidden_states_cached(tokens, cache))
+    }
+
+    /// [`Decoder::forward_cached`] without the output head: the final-norm hidden states, so
+    /// that a caller needing logits of some positions only (the last one of a prefill) applies
+    /// the head to those.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, seq]` with `batch = cache.padding().batch()`
+    /// - output: `[batch, seq, hidden]`
+    ///
+    /// # Panics
+    /// If the cache has fewer than `seq` free slots or the batch sizes differ.
+    pub fn hidden_states_cached(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 3> {
         let [b, t] = tokens.dims();
         let start = cache.len();
         assert_eq!(b, cache.padding().batch(), "token rows vs cache rows");
@@ -152,7 +175,7 @@ impl<B: Backend> Decoder<B> {
             x = layer.forward(x, &rope, bias.clone(), Some((cache.layer_mut(i), start)));
         }
         cache.advance(t);
-        self.logits(self.norm.forward(x))
+        self.norm.forward(x)
     }
 
     /// Output head applied to final-norm hidden states.
@@ -161,18 +184,47 @@ impl<B: Backend> Decoder<B> {
     /// - `hidden`: `[batch, seq, hidden]`
     /// - output: `[batch, seq, vocab]`
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        match &self.lm_head {
-            Some(head) => head.forward(hidden),
+        let [b, t, d] = hidden.dims();
+        let rows = hidden.reshape([b * t, d]);
+        // Without a gradient to the head, multiply it in blocks of vocabulary entries: the CPU
+        // backend copies both operands of every matmul into fresh buffers, and a copy of the
+        // whole head (113 MB for SmolLM2) is an `mmap` of new pages on every call (≈0.1 s of
+        // page faults per decode step), while blocks of a few MB reuse heap memory. With a
+        // gradient, the backward of each block would build a zero tensor the size of the whole
+        // head, so the product stays in one piece there.
+        let blocks = |v: usize, grad: bool| {
+            let block = if grad { v.max(1) } else { HEAD_BLOCK_ROWS };
+            (0..v)
+                .step_by(block)
+                .map(move |start| start..(start + block).min(v))
+        };
+        let logits = match &self.lm_head {
+            Some(head) => {
+                let weight = head.weight.val();
+                let v = weight.dims()[1];
+                let parts: Vec<Tensor<B, 2>> = blocks(v, weight.is_require_grad())
+                    .map(|cols| rows.clone().matmul(weight.clone().slice([0..d, cols])))
+                    .collect();
+                let logits = Tensor::cat(parts, 1);
+                match &head.bias {
+                    Some(bias) => logits + bias.val().unsqueeze(),
+                    None => logits,
+                }
+            }
             None => {
-                let [b, t, d] = hidden.dims();
                 let weight = self.embed_tokens.weight.val();
                 let v = weight.dims()[0];
                 // `E · hᵀ` reads the `[vocab, hidden]` embedding row-major; `h · Eᵀ` made the
                 // CPU backend walk the large matrix against its layout (≈5× slower).
-                let rows = hidden.reshape([b * t, d]).transpose();
-                weight.matmul(rows).transpose().reshape([b, t, v])
+                let columns = rows.transpose();
+                let parts: Vec<Tensor<B, 2>> = blocks(v, weight.is_require_grad())
+                    .map(|vocab| weight.clone().slice([vocab, 0..d]).matmul(columns.clone()))
+                    .collect();
+                Tensor::cat(parts, 0).transpose()
             }
-        }
+        };
+        let v = logits.dims()[1];
+        logits.reshape([b, t, v])
     }
 
     /// An empty KV cache sized for this decoder.
@@ -194,5 +246,48 @@ impl<B: Backend> Decoder<B> {
             max_len,
             device,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use burn::backend::{Autodiff, NdArray};
+    use burn::module::AutodiffModule;
+
+    use super::*;
+
+    type TestBackend = NdArray<f32>;
+
+    /// A vocabulary spanning several head blocks, the last one partial.
+    fn wide_vocab_decoder(tied: bool) -> Decoder<Autodiff<TestBackend>> {
+        let json = format!(
+            r#"{{"model_type": "llama", "vocab_size": {}, "hidden_size": 16,
+            "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "num_key_value_heads": 1, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+            "max_position_embeddings": 64, "tie_word_embeddings": {tied}}}"#,
+            2 * HEAD_BLOCK_ROWS + 37
+        );
+        let config = DecoderConfig::from_json_str(&json, Path::new("config.json")).unwrap();
+        Decoder::init(&config, &Default::default())
+    }
+
+    #[test]
+    fn blocked_head_equals_the_single_product() {
+        for tied in [true, false] {
+            let model = wide_vocab_decoder(tied);
+            let hidden = Tensor::<Autodiff<TestBackend>, 3>::random(
+                [2, 3, 16],
+                burn::tensor::Distribution::Default,
+                &Default::default(),
+            );
+            // Autodiff parameters take gradients: one product. `valid()`: blocks.
+            let whole = model.logits(hidden.clone()).inner();
+            let blocked = model.valid().logits(hidden.inner());
+            assert_eq!(blocked.dims(), [2, 3, 2 * HEAD_BLOCK_ROWS + 37]);
+            let diff = (whole - blocked).abs().max().into_scalar();
+            assert!(diff < 1e-6, "tied {tied}: max |Δ| = {diff}");
+        }
     }
 }

@@ -144,9 +144,12 @@ pub fn generate<B: Backend>(
         .collect();
 
     let mut cache = decoder.new_cache(padding, width + config.max_new_tokens, device);
-    let prefill = decoder.forward_cached(token_tensor(&tokens, device), &mut cache);
+    let prefill = decoder.hidden_states_cached(token_tensor(&tokens, device), &mut cache);
     let mut cache = cache.repeat_rows(g);
-    let prompt_logits = last_logits(prefill);
+    // Only the last prompt position is sampled from: the head runs on that one alone.
+    let [_, _, d] = prefill.dims();
+    let last = prefill.slice([0..prompts.len(), width - 1..width, 0..d]);
+    let prompt_logits = last_logits(decoder.logits(last));
     let vocab = prompt_logits.len() / prompts.len();
     let mut logits: Vec<f32> = prompt_logits
         .chunks_exact(vocab)

@@ -218,6 +218,20 @@ impl<B: Backend> LoraLinear<B> {
     /// # Shapes
     /// - `x`: `[..., in]` → `[..., out]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        // One `[rows, in] × [in, out]` product instead of Burn's broadcast batch matmul, which
+        // multiplies every leading index separately: on the CPU each of those re-packs the
+        // whole weight (decoding `G` rows with one token each read every weight `G` times), and
+        // the weight gradient became `[batch, in, out]` partial products summed afterwards.
+        if D <= 2 {
+            return self.project(x);
+        }
+        let mut dims = x.dims();
+        let y = self.project(x.flatten::<2>(0, D - 2));
+        dims[D - 1] = y.dims()[1];
+        y.reshape(dims)
+    }
+
+    fn project<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         match (&self.adapter, self.enabled) {
             (Some(adapter), true) => self.base.forward(x.clone()) + adapter.forward(x),
             _ => self.base.forward(x),
