@@ -84,29 +84,25 @@ impl<B: Backend> Attention<B> {
             Some((layer, start)) => layer.append(start, k, v),
             None => (k, v),
         };
-        let k = self.repeat_kv(k);
-        let v = self.repeat_kv(v);
-        let scale = (self.head_dim as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)) * scale + bias;
-        let context = softmax(scores, 3).matmul(v);
-        let context = context
+        // Grouped-query attention without repeating the keys and values per query head: the
+        // `group` query heads sharing KV head `j` (heads `j·group ..`, as `h / group` maps
+        // them) are stacked along the query axis and attend to that head once.
+        let (kv, group, hd) = (
+            self.num_kv_heads,
+            self.num_heads / self.num_kv_heads,
+            self.head_dim,
+        );
+        let keys = k.dims()[2];
+        let q = q.reshape([b, kv, group * t, hd]);
+        let scale = (hd as f64).powf(-0.5);
+        let scores = q.matmul(k.swap_dims(2, 3)) * scale;
+        let scores = scores.reshape([b, kv, group, t, keys]) + bias.unsqueeze_dim::<5>(2);
+        let probs = softmax(scores, 4).reshape([b, kv, group * t, keys]);
+        let context = probs
+            .matmul(v)
+            .reshape([b, self.num_heads, t, hd])
             .swap_dims(1, 2)
-            .reshape([b, t, self.num_heads * self.head_dim]);
+            .reshape([b, t, self.num_heads * hd]);
         self.o_proj.forward(context)
-    }
-
-    /// Repeats each key/value head for its group of query heads (head `h` uses `h / group`).
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, kv_heads, keys, head_dim]` → `[batch, heads, keys, head_dim]`
-    fn repeat_kv(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let group = self.num_heads / self.num_kv_heads;
-        if group == 1 {
-            return x;
-        }
-        let [b, h, s, d] = x.dims();
-        x.reshape([b, h, 1, s * d])
-            .repeat_dim(2, group)
-            .reshape([b, h * group, s, d])
     }
 }
