@@ -122,3 +122,27 @@ pub fn response_logp_entropy<B: KernelBackend>(
         entropy.reshape([n, c]) * mask,
     )
 }
+
+/// [`response_logp_entropy`] of a batch scored `rows` rows at a time and concatenated, for
+/// scoring without a graph: peak memory is one chunk's logits (`rows × C × V`), not the whole
+/// rollout's.
+pub fn response_logp_entropy_chunked<B: KernelBackend>(
+    model: &Decoder<B>,
+    batch: &SequenceBatch,
+    temperature: f64,
+    rows: usize,
+    device: &B::Device,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let rows = rows.max(1);
+    if rows >= batch.rows {
+        return response_logp_entropy(model, batch, temperature, device);
+    }
+    let (logps, entropies): (Vec<_>, Vec<_>) = (0..batch.rows)
+        .step_by(rows)
+        .map(|start| {
+            let part = batch.slice(start, (start + rows).min(batch.rows));
+            response_logp_entropy(model, &part, temperature, device)
+        })
+        .unzip();
+    (Tensor::cat(logps, 0), Tensor::cat(entropies, 0))
+}

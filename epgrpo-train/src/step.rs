@@ -16,7 +16,7 @@ use crate::config::TrainConfig;
 use crate::metrics::{RlMetrics, quantile};
 use crate::optim::clip_global_norm;
 use crate::rollout::Rollout;
-use crate::scoring::response_logp_entropy;
+use crate::scoring::{response_logp_entropy, response_logp_entropy_chunked};
 
 /// What an RL update returns besides the new model.
 #[derive(Debug, Clone)]
@@ -58,11 +58,16 @@ where
     let batch = rollout.sequences();
     let (n, c) = (batch.rows, batch.response_width);
 
-    // π_old and π_ref: no graph (E1, E6).
+    // π_old and π_ref: no graph (E1, E6), in chunks of the update's micro-batch size.
     let scoring_start = Instant::now();
+    let optim_config = &config.optim;
+    let chunks = optim_config.minibatches * optim_config.grad_accumulation;
+    let rows_per_chunk = n / chunks;
     let old = model.valid();
-    let (logp_old, entropy) = response_logp_entropy(&old, &batch, temperature, device);
-    let (logp_ref, _) = response_logp_entropy(reference, &batch, temperature, device);
+    let (logp_old, entropy) =
+        response_logp_entropy_chunked(&old, &batch, temperature, rows_per_chunk, device);
+    let (logp_ref, _) =
+        response_logp_entropy_chunked(reference, &batch, temperature, rows_per_chunk, device);
     let mask = batch.mask::<B::InnerBackend>(device);
     let scoring_s = scoring_start.elapsed().as_secs_f64();
 
@@ -79,9 +84,6 @@ where
 
     // E14–E15: μ epochs × minibatches × accumulated micro-batches.
     let update_start = Instant::now();
-    let optim_config = &config.optim;
-    let chunks = optim_config.minibatches * optim_config.grad_accumulation;
-    let rows_per_chunk = n / chunks;
     let (mut losses, mut norms) = (Vec::new(), Vec::new());
     let (mut clip_low, mut clip_high, mut kl) = (0.0, 0.0, 0.0);
     let mut model = model;

@@ -3,13 +3,14 @@
 //! temperature), row by row, including padded prompts and answers of different lengths.
 
 use burn::backend::NdArray;
+use burn::tensor::Tensor;
 use epgrpo_eval::{TaskKind, Verifier, VerifierConfig};
 use epgrpo_models::Decoder;
 use epgrpo_train::codec::Codec;
 use epgrpo_train::config::{ModelConfig, RolloutConfig, TaskConfig};
 use epgrpo_train::policy::decoder_config;
 use epgrpo_train::rollout::{generation_config, rollout};
-use epgrpo_train::scoring::response_logp_entropy;
+use epgrpo_train::scoring::{response_logp_entropy, response_logp_entropy_chunked};
 use epgrpo_train::task::{ArithmeticTask, Split};
 
 type B = NdArray<f32>;
@@ -63,4 +64,13 @@ fn teacher_forcing_recomputes_the_sampling_log_probs() {
             );
         }
     }
+    // Scoring in chunks of 4 rows (15 = 4 + 4 + 4 + 3) gives the same numbers.
+    let (chunked_logp, chunked_entropy) =
+        response_logp_entropy_chunked(&model, &sequences, 0.7, 4, &device);
+    let close = |a: &[f32], b: Tensor<B, 2>| {
+        let b = b.to_data().to_vec::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5)
+    };
+    assert!(close(&logp, chunked_logp) && close(&entropy, chunked_entropy));
 }
