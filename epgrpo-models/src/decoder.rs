@@ -12,9 +12,9 @@ use crate::mlp::Mlp;
 use crate::padding::LeftPadding;
 use crate::rope::{RopeTables, RotaryEmbedding};
 
-/// Vocabulary rows per block of the tied output head when no gradient flows to the embedding
-/// (see [`Decoder::logits`]): 2.4 MB blocks at SmolLM2's width, smaller than the projection
-/// weights, whose copies glibc already serves from the heap.
+/// Vocabulary entries per block of the output head when no gradient flows to it (see
+/// [`Decoder::logits`]): 2.4 MB blocks at SmolLM2's width, smaller than the projection weights,
+/// whose copies glibc already serves from the heap.
 const HEAD_BLOCK_ROWS: usize = 1024;
 
 /// One pre-norm transformer block (`model.layers.{i}` in HF checkpoints).
@@ -191,7 +191,7 @@ impl<B: Backend> Decoder<B> {
         // whole head (113 MB for SmolLM2) is an `mmap` of new pages on every call (≈0.1 s of
         // page faults per decode step), while blocks of a few MB reuse heap memory. With a
         // gradient, the backward of each block would build a zero tensor the size of the whole
-        // head, so the product stays in one piece there.
+        // head, so the product stays in one piece there (and unsliced).
         let blocks = |v: usize, grad: bool| {
             let block = if grad { v.max(1) } else { HEAD_BLOCK_ROWS };
             (0..v)
@@ -203,7 +203,13 @@ impl<B: Backend> Decoder<B> {
                 let weight = head.weight.val();
                 let v = weight.dims()[1];
                 let parts: Vec<Tensor<B, 2>> = blocks(v, weight.is_require_grad())
-                    .map(|cols| rows.clone().matmul(weight.clone().slice([0..d, cols])))
+                    .map(|cols| {
+                        if cols.len() == v {
+                            rows.clone().matmul(weight.clone())
+                        } else {
+                            rows.clone().matmul(weight.clone().slice([0..d, cols]))
+                        }
+                    })
                     .collect();
                 let logits = Tensor::cat(parts, 1);
                 match &head.bias {
@@ -218,7 +224,13 @@ impl<B: Backend> Decoder<B> {
                 // CPU backend walk the large matrix against its layout (≈5× slower).
                 let columns = rows.transpose();
                 let parts: Vec<Tensor<B, 2>> = blocks(v, weight.is_require_grad())
-                    .map(|vocab| weight.clone().slice([vocab, 0..d]).matmul(columns.clone()))
+                    .map(|vocab| {
+                        if vocab.len() == v {
+                            weight.clone().matmul(columns.clone())
+                        } else {
+                            weight.clone().slice([vocab, 0..d]).matmul(columns.clone())
+                        }
+                    })
                     .collect();
                 Tensor::cat(parts, 0).transpose()
             }
