@@ -400,26 +400,7 @@ impl CountdownVerifier {
         let answer = extracted
             .as_ref()
             .map(|e| Canonical::Text(e.text.chars().filter(|c| !c.is_whitespace()).collect()));
-        let format_ok = extracted
-            .as_ref()
-            .is_some_and(|e| self.config.rewarded_formats.contains(&e.format));
-        let base = if correct {
-            self.config.correct_reward
-        } else {
-            self.config.incorrect_reward
-        };
-        let bonus = if format_ok {
-            self.config.format_reward
-        } else {
-            0.0
-        };
-        Score {
-            reward: base + bonus,
-            correct,
-            format_ok,
-            extracted,
-            answer,
-        }
+        self.config.score(correct, extracted, answer)
     }
 }
 

@@ -65,6 +65,32 @@ impl Default for VerifierConfig {
 }
 
 impl VerifierConfig {
+    /// The [`Score`] of a verdict: `correct` or not, plus the format bonus when `extracted` is
+    /// in one of `rewarded_formats` (the formula of the module docs).
+    pub fn score(
+        &self,
+        correct: bool,
+        extracted: Option<Extracted>,
+        answer: Option<Canonical>,
+    ) -> Score {
+        let format_ok = extracted
+            .as_ref()
+            .is_some_and(|e| self.rewarded_formats.contains(&e.format));
+        let base = if correct {
+            self.correct_reward
+        } else {
+            self.incorrect_reward
+        };
+        let bonus = if format_ok { self.format_reward } else { 0.0 };
+        Score {
+            reward: base + bonus,
+            correct,
+            format_ok,
+            extracted,
+            answer,
+        }
+    }
+
     /// Checks that rewards are finite and the scan size is in range.
     pub fn validate(&self) -> Result<(), EvalError> {
         for (field, value) in [
@@ -155,26 +181,7 @@ impl MathVerifier {
             (Some(a), Some(r)) => a.matches(r),
             _ => false,
         };
-        let format_ok = extracted
-            .as_ref()
-            .is_some_and(|e| self.config.rewarded_formats.contains(&e.format));
-        let base = if correct {
-            self.config.correct_reward
-        } else {
-            self.config.incorrect_reward
-        };
-        let bonus = if format_ok {
-            self.config.format_reward
-        } else {
-            0.0
-        };
-        Score {
-            reward: base + bonus,
-            correct,
-            format_ok,
-            extracted,
-            answer,
-        }
+        self.config.score(correct, extracted, answer)
     }
 }
 
