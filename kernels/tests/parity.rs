@@ -200,7 +200,13 @@ fn check(case: &Case, temperature: f64, uses: Uses) {
     let expected = oracle(case, temperature, uses);
     let actual = fused(case, temperature, uses);
     let fwd = |name: &str| format!("{label}: {name}");
-    assert_close(&fwd("logp"), &actual.logp, &expected.logp, FWD_ATOL, FWD_RTOL);
+    assert_close(
+        &fwd("logp"),
+        &actual.logp,
+        &expected.logp,
+        FWD_ATOL,
+        FWD_RTOL,
+    );
     assert_close(
         &fwd("entropy"),
         &actual.entropy,
@@ -208,7 +214,13 @@ fn check(case: &Case, temperature: f64, uses: Uses) {
         FWD_ATOL,
         FWD_RTOL,
     );
-    assert_close(&fwd("grad"), &actual.grad, &expected.grad, GRAD_ATOL, GRAD_RTOL);
+    assert_close(
+        &fwd("grad"),
+        &actual.grad,
+        &expected.grad,
+        GRAD_ATOL,
+        GRAD_RTOL,
+    );
 }
 
 #[test]
@@ -314,10 +326,21 @@ fn entropy_is_bounded_and_uniform_rows_reach_log_v() {
     }
     let out = fused(&case, 1.0, Uses::Both);
     let log_v = (500f64).ln();
-    assert!((out.entropy[1] - log_v).abs() < 1e-4, "uniform row: {}", out.entropy[1]);
-    assert!((out.logp[1] + log_v).abs() < 1e-4, "uniform row logp: {}", out.logp[1]);
+    assert!(
+        (out.entropy[1] - log_v).abs() < 1e-4,
+        "uniform row: {}",
+        out.entropy[1]
+    );
+    assert!(
+        (out.logp[1] + log_v).abs() < 1e-4,
+        "uniform row logp: {}",
+        out.logp[1]
+    );
     for (&h, &lp) in out.entropy.iter().zip(&out.logp) {
-        assert!((0.0..=log_v + 1e-4).contains(&h), "entropy {h} outside [0, ln V]");
+        assert!(
+            (0.0..=log_v + 1e-4).contains(&h),
+            "entropy {h} outside [0, ln V]"
+        );
         assert!(lp <= 1e-6, "logp {lp} > 0");
     }
 }
@@ -354,7 +377,13 @@ fn non_contiguous_logits_are_accepted() {
     let (logp, entropy) = token_logp_entropy(logits, case.targets(&device), 1.0);
     let expected = oracle(&case, 1.0, Uses::Both);
     assert_close("logp", &to_f64(logp), &expected.logp, FWD_ATOL, FWD_RTOL);
-    assert_close("entropy", &to_f64(entropy), &expected.entropy, FWD_ATOL, FWD_RTOL);
+    assert_close(
+        "entropy",
+        &to_f64(entropy),
+        &expected.entropy,
+        FWD_ATOL,
+        FWD_RTOL,
+    );
 }
 
 #[test]
@@ -367,7 +396,13 @@ fn logits_produced_on_device_are_accepted() {
     let (logp, entropy) = token_logp_entropy(logits.clone(), case.targets(&device), 0.5);
     let expected = oracle(&case, 0.5, Uses::Both);
     assert_close("logp", &to_f64(logp), &expected.logp, FWD_ATOL, FWD_RTOL);
-    assert_close("entropy", &to_f64(entropy), &expected.entropy, FWD_ATOL, FWD_RTOL);
+    assert_close(
+        "entropy",
+        &to_f64(entropy),
+        &expected.entropy,
+        FWD_ATOL,
+        FWD_RTOL,
+    );
     let grad = token_logp_entropy_grad::<TestBackend>(
         logits,
         case.targets(&device),
@@ -385,7 +420,9 @@ fn log_normalizer_is_logsumexp_and_neg_infinity_on_masked_rows() {
     let temperature = 0.5;
     let device = Default::default();
     let stats = TestBackend::token_stats(
-        case.logits::<TestBackend>(&device).into_primitive().tensor(),
+        case.logits::<TestBackend>(&device)
+            .into_primitive()
+            .tensor(),
         case.targets::<TestBackend>(&device).into_primitive(),
         temperature as f32,
     );

@@ -192,7 +192,11 @@ pub(crate) fn token_stats_backward_kernel<F: Float, I: Numeric>(
     let live = lse > F::min_value();
     let shift = if live { lse } else { zero };
     let g_lp = if live { grad_logp[row] * inv_t } else { zero };
-    let g_h = if live { grad_entropy[row] * inv_t } else { zero };
+    let g_h = if live {
+        grad_entropy[row] * inv_t
+    } else {
+        zero
+    };
     let h = entropy[row];
     let target = u32::cast_from(targets[row]) as usize;
     let out_base = row * grad_logits.stride(0);
