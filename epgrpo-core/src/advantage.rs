@@ -6,7 +6,7 @@
 //! groups keep their progress term (E13). The baselines use Â_i on every valid token (or on the
 //! top-entropy tokens for `entropy_mask`). Advantages are constants for the update (detached).
 
-use burn::tensor::{Bool, Int, Tensor, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 use epgrpo_kernels::KernelBackend;
 use epgrpo_kernels::advantage::{GroupInputs, group_advantages};
 use serde::Serialize;
@@ -15,25 +15,10 @@ use crate::config::{AlgorithmConfig, TokenWeighting};
 use crate::gate::top_entropy_mask;
 use crate::groups::{GroupTensors, ResponseGroup};
 
-/// Everything the advantage computation produces, kept on the device for logging.
-///
-/// # Shapes
-/// `[B, G, L]` per token, `[B, G]` per response, `[B, 1]` per group.
-#[derive(Debug, Clone)]
-pub struct TokenAdvantages<B: Backend> {
-    /// Â_{i,t}, zero on padding.
-    pub advantages: Tensor<B, 3>,
-    /// W_{i,t} for EP-GRPO, the 0/1 mask for `entropy_mask`, 1 for the others (0 on padding).
-    pub token_weight: Tensor<B, 3>,
-    /// Â^prog_{i,t} = α d_i W s̃ (E11); zero for the baselines.
-    pub progress: Tensor<B, 3>,
-    /// Cumulative-entropy bucket b_{i,t} (E9).
-    pub bucket: Tensor<B, 3, Int>,
-    /// Â_i (E4).
-    pub outcome: Tensor<B, 2>,
-    /// Whether each group's rewards have zero variance (E4).
-    pub zero_variance: Tensor<B, 2, Bool>,
-}
+/// Everything the advantage computation produces, kept on the device for logging: the
+/// backend op's [`epgrpo_kernels::advantage::GroupAdvantages`], whose `token_weight` is the 0/1
+/// top-entropy mask for `entropy_mask`.
+pub use epgrpo_kernels::advantage::GroupAdvantages as TokenAdvantages;
 
 /// Computes [`TokenAdvantages`] for `config.name`. The tensors are detached from any graph.
 ///
@@ -68,10 +53,7 @@ pub fn token_advantages<B: KernelBackend>(
     TokenAdvantages {
         advantages,
         token_weight,
-        progress: out.progress,
-        bucket: out.bucket,
-        outcome: out.outcome,
-        zero_variance: out.zero_variance,
+        ..out
     }
 }
 
@@ -88,42 +70,44 @@ pub struct GroupAdvantages {
     pub zero_variance: bool,
 }
 
-impl<B: Backend> TokenAdvantages<B> {
-    /// Copies the result to the host, one [`GroupAdvantages`] per input group, rows cut to the
-    /// lengths of `groups` (the groups these advantages were computed from).
-    pub fn to_host(&self, groups: &[ResponseGroup]) -> Vec<GroupAdvantages> {
-        let [_, g, l] = self.advantages.dims();
-        let floats = |t: &Tensor<B, 3>| {
-            t.to_data()
-                .convert::<f64>()
-                .to_vec::<f64>()
-                .expect("converted to f64 above")
-        };
-        let ints = |data: burn::tensor::TensorData| {
-            data.convert::<i64>()
-                .to_vec::<i64>()
-                .expect("converted to i64 above")
-        };
-        let (advantages, weight) = (floats(&self.advantages), floats(&self.token_weight));
-        let bucket: Vec<u32> = ints(self.bucket.to_data())
-            .into_iter()
-            .map(|v| v as u32)
-            .collect();
-        let zero_variance = ints(self.zero_variance.clone().int().to_data());
-        groups
-            .iter()
-            .enumerate()
-            .map(|(b, group)| {
-                let lengths = group.lengths();
-                GroupAdvantages {
-                    advantages: rows(&advantages, &lengths, b * g, l),
-                    token_weight: rows(&weight, &lengths, b * g, l),
-                    bucket: rows(&bucket, &lengths, b * g, l),
-                    zero_variance: zero_variance[b] != 0,
-                }
-            })
-            .collect()
-    }
+/// Copies `advantages` to the host, one [`GroupAdvantages`] per input group, rows cut to the
+/// lengths of `groups` (the groups these advantages were computed from).
+pub fn to_host<B: Backend>(
+    advantages: &TokenAdvantages<B>,
+    groups: &[ResponseGroup],
+) -> Vec<GroupAdvantages> {
+    let [_, g, l] = advantages.advantages.dims();
+    let floats = |t: &Tensor<B, 3>| {
+        t.to_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .expect("converted to f64 above")
+    };
+    let ints = |data: burn::tensor::TensorData| {
+        data.convert::<i64>()
+            .to_vec::<i64>()
+            .expect("converted to i64 above")
+    };
+    let values = floats(&advantages.advantages);
+    let weight = floats(&advantages.token_weight);
+    let bucket: Vec<u32> = ints(advantages.bucket.to_data())
+        .into_iter()
+        .map(|v| v as u32)
+        .collect();
+    let zero_variance = ints(advantages.zero_variance.clone().int().to_data());
+    groups
+        .iter()
+        .enumerate()
+        .map(|(b, group)| {
+            let lengths = group.lengths();
+            GroupAdvantages {
+                advantages: rows(&values, &lengths, b * g, l),
+                token_weight: rows(&weight, &lengths, b * g, l),
+                bucket: rows(&bucket, &lengths, b * g, l),
+                zero_variance: zero_variance[b] != 0,
+            }
+        })
+        .collect()
 }
 
 /// Rows `first_row..` of a padded `[rows, L]` host buffer, each cut to its length.

@@ -32,7 +32,7 @@ pub mod outcome;
 pub mod progress;
 pub mod reference;
 
-pub use advantage::{TokenAdvantages, token_advantages};
+pub use advantage::{TokenAdvantages, to_host, token_advantages};
 pub use config::{Algorithm, AlgorithmConfig};
 pub use error::CoreError;
 pub use groups::{GroupTensors, ResponseGroup};

@@ -16,7 +16,7 @@ use burn::backend::{Autodiff, NdArray};
 use common::{TOL_F32, TOL_F64, assert_rows, spec_group, spec_signal, zero_signal};
 use epgrpo_core::advantage::GroupAdvantages;
 use epgrpo_core::config::{Algorithm, AlgorithmConfig, BucketNormalization, SignOrder};
-use epgrpo_core::{GroupTensors, ResponseGroup, reference, token_advantages};
+use epgrpo_core::{GroupTensors, ResponseGroup, reference, to_host, token_advantages};
 use epgrpo_kernels::KernelBackend;
 
 #[cfg(feature = "wgpu")]
@@ -157,7 +157,7 @@ fn device_advantages<B: KernelBackend>(
 ) -> Vec<GroupAdvantages> {
     let device = B::Device::default();
     let batch = GroupTensors::<B>::from_groups(groups, &device).expect("valid groups");
-    token_advantages(config, &batch).to_host(groups)
+    to_host(&token_advantages(config, &batch), groups)
 }
 
 /// Whether f64 K·τ of a token lies within K·[`BOUNDARY`] of an integer.

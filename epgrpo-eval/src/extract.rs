@@ -61,25 +61,32 @@ pub fn extract_answer(completion: &str) -> Option<Extracted> {
 /// Like [`extract_answer`], but the last-number fallback is only tried when
 /// `allow_last_number` is true.
 pub fn extract_with(completion: &str, allow_last_number: bool) -> Option<Extracted> {
-    let found = |text: &str, format| {
-        let text = text.trim();
-        (!text.is_empty()).then(|| Extracted {
-            text: text.to_string(),
-            format,
-        })
-    };
+    extract_marked(completion).or_else(|| {
+        if allow_last_number {
+            last_number(completion).and_then(|t| found(t, AnswerFormat::LastNumber))
+        } else {
+            None
+        }
+    })
+}
+
+/// The trimmed, non-empty `text` in `format`.
+fn found(text: &str, format: AnswerFormat) -> Option<Extracted> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| Extracted {
+        text: text.to_string(),
+        format,
+    })
+}
+
+/// The answer in an explicit marker, in order of precedence: `<answer>` (or a `\boxed{...}`
+/// inside it), the last `\boxed{...}`, `#### ...`.
+fn extract_marked(completion: &str) -> Option<Extracted> {
     extract_answer_tag(completion)
         .map(|t| extract_boxed(t).unwrap_or(t))
         .and_then(|t| found(t, AnswerFormat::AnswerTag))
         .or_else(|| extract_boxed(completion).and_then(|t| found(t, AnswerFormat::Boxed)))
         .or_else(|| extract_hashes(completion).and_then(|t| found(t, AnswerFormat::Hashes)))
-        .or_else(|| {
-            if allow_last_number {
-                last_number(completion).and_then(|t| found(t, AnswerFormat::LastNumber))
-            } else {
-                None
-            }
-        })
 }
 
 /// Extracts the final *expression* of `completion` (Countdown answers such as `94*4 - 61 - 6`).
@@ -89,26 +96,14 @@ pub fn extract_with(completion: &str, allow_last_number: bool) -> Option<Extract
 /// [`AnswerFormat::LastLine`]: the last line that is not blank. The number fallback of
 /// [`extract_answer`] is not used, since it would cut an expression into its last number.
 pub fn extract_expression(completion: &str, allow_last_line: bool) -> Option<Extracted> {
-    let found = |text: &str, format| {
-        let text = text.trim();
-        (!text.is_empty()).then(|| Extracted {
-            text: text.to_string(),
-            format,
-        })
-    };
-    extract_answer_tag(completion)
-        .map(|t| extract_boxed(t).unwrap_or(t))
-        .and_then(|t| found(t, AnswerFormat::AnswerTag))
-        .or_else(|| extract_boxed(completion).and_then(|t| found(t, AnswerFormat::Boxed)))
-        .or_else(|| extract_hashes(completion).and_then(|t| found(t, AnswerFormat::Hashes)))
-        .or_else(|| {
-            if allow_last_line {
-                let line = completion.lines().rev().find(|l| !l.trim().is_empty())?;
-                found(line, AnswerFormat::LastLine)
-            } else {
-                None
-            }
-        })
+    extract_marked(completion).or_else(|| {
+        if allow_last_line {
+            let line = completion.lines().rev().find(|l| !l.trim().is_empty())?;
+            found(line, AnswerFormat::LastLine)
+        } else {
+            None
+        }
+    })
 }
 
 /// Returns the last `max_bytes` bytes of `text`, moved forward to a character boundary.

@@ -5,7 +5,9 @@
 
 use burn::backend::NdArray;
 use epgrpo_core::advantage::GroupAdvantages;
-use epgrpo_core::{AlgorithmConfig, GroupTensors, ResponseGroup, reference, token_advantages};
+use epgrpo_core::{
+    AlgorithmConfig, GroupTensors, ResponseGroup, reference, to_host, token_advantages,
+};
 
 /// The Burn backend of the tests (f32, as in training).
 pub type TestBackend = NdArray<f32>;
@@ -66,7 +68,7 @@ pub fn reference_advantages(
 pub fn burn_advantages(config: &AlgorithmConfig, groups: &[ResponseGroup]) -> Vec<GroupAdvantages> {
     let device = Default::default();
     let batch = GroupTensors::<TestBackend>::from_groups(groups, &device).expect("valid groups");
-    token_advantages(config, &batch).to_host(groups)
+    to_host(&token_advantages(config, &batch), groups)
 }
 
 /// Asserts two ragged matrices agree within `tol`.

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use epgrpo_core::advantage::GroupAdvantages;
-use epgrpo_core::{AlgorithmConfig, GroupTensors, ResponseGroup, token_advantages};
+use epgrpo_core::{AlgorithmConfig, GroupTensors, ResponseGroup, to_host, token_advantages};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -33,7 +33,7 @@ pub fn run(input: Option<&Path>) -> Result<String, CliError> {
     let device = Default::default();
     let batch = GroupTensors::<HostBackend>::from_groups(&request.groups, &device)
         .map_err(|e| CliError::Input(format!("{source}: {e}")))?;
-    let groups = token_advantages(&config, &batch).to_host(&request.groups);
+    let groups = to_host(&token_advantages(&config, &batch), &request.groups);
     render(&groups).map_err(|e| CliError::Internal(format!("cannot write JSON: {e}")))
 }
 
