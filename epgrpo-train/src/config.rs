@@ -452,6 +452,50 @@ mod tests {
     }
 
     #[test]
+    fn pretrained_and_file_settings_are_checked_by_name() {
+        let cases = [
+            (
+                "[task]\nprompt = \"What is it?\"",
+                "task.prompt must contain {question}",
+            ),
+            (
+                "[task]\ntrain_file = \"a.jsonl\"",
+                "task.train_file and task.eval_file",
+            ),
+            (
+                "[task]\nkind = \"countdown\"",
+                "task.kind = \"countdown\" needs task.train_file",
+            ),
+            (
+                "[model]\nlora_rank = 4",
+                "model.lora_rank needs a pretrained model",
+            ),
+            (
+                "[model]\npath = \"m.gguf\"\nlora_rank = 4\nlora_targets = [\"qproj\"]",
+                "model.lora_targets",
+            ),
+            (
+                "[model]\npath = \"m.gguf\"\nlora_rank = 4\nlora_targets = []",
+                "targets",
+            ),
+            (
+                "[model]\npath = \"m.gguf\"\nlora_alpha = 0.0",
+                "model.lora_alpha must be > 0",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = TrainConfig::from_toml(text, "run.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+        // A valid LoRA section on a pretrained model passes (the file is opened only by `train`).
+        let ok =
+            "[model]\npath = \"m.gguf\"\nlora_rank = 8\nlora_targets = [\"q_proj\", \"down_proj\"]";
+        TrainConfig::from_toml(ok, "run.toml").unwrap();
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let error = TrainConfig::from_toml("[rollout]\ntemprature = 1.0", "run.toml").unwrap_err();
         assert!(

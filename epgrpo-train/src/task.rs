@@ -216,6 +216,39 @@ mod tests {
     }
 
     #[test]
+    fn problem_files_are_visited_in_seeded_passes_and_bad_lines_named() {
+        let dir = std::env::temp_dir().join(format!("epgrpo-task-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (train, eval) = (dir.join("train.jsonl"), dir.join("eval.jsonl"));
+        let lines: String = (0..5)
+            .map(|i| format!("{{\"q\": \"{i}+1\", \"a\": {}}}\n", i + 1))
+            .collect();
+        std::fs::write(&train, lines).unwrap();
+        std::fs::write(&eval, "{\"q\": \"9+9\", \"a\": 18}\n").unwrap();
+        let config = TaskConfig {
+            train_file: Some(train.clone()),
+            eval_file: Some(eval.clone()),
+            question_field: "q".into(),
+            answer_field: "a".into(),
+            ..TaskConfig::default()
+        };
+        let source = ProblemSource::new(&config).unwrap();
+        for pass in 0..3u64 {
+            let mut seen: Vec<String> = (0..5)
+                .map(|i| source.train_problem(7, pass * 5 + i).question)
+                .collect();
+            seen.sort();
+            assert_eq!(seen, ["0+1", "1+1", "2+1", "3+1", "4+1"], "pass {pass}");
+        }
+        assert_eq!(source.train_problem(7, 3), source.train_problem(7, 3));
+        assert_eq!(source.held_out(7, 10).len(), 1);
+        std::fs::write(&eval, "{\"q\": \"9+9\"}\n").unwrap();
+        let error = ProblemSource::new(&config).unwrap_err().to_string();
+        assert!(error.contains("eval.jsonl:1"), "{error}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn problems_are_deterministic_correct_and_split_apart() {
         let task = ArithmeticTask::new(&TaskConfig {
             max_operand: 100,
