@@ -55,11 +55,12 @@ impl Algorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LossAggregation {
-    /// Σ mask·ℓ / Σ mask over the whole batch (DAPO; TRL's default).
+    /// Σ mask·ℓ / Σ mask over the whole optimiser minibatch (DAPO; TRL's default `dapo`).
     TokenMean,
     /// (1/N) Σ_i (1/L_i) Σ_t ℓ over the non-empty responses (original GRPO).
     SeqMeanTokenMean,
-    /// Σ mask·ℓ / (N · L_const) with a constant length (Dr. GRPO).
+    /// Σ mask·ℓ / (N · L_const) with a constant length, the generation limit by default
+    /// (Dr. GRPO).
     Constant,
 }
 
@@ -145,8 +146,8 @@ pub struct AlgorithmConfig {
     /// Loss aggregation (E15). Default by method: `seq_mean_token_mean` for `grpo` and `gspo`,
     /// `constant` for `dr_grpo`, `token_mean` for the others.
     pub loss_aggregation: Option<LossAggregation>,
-    /// L_const of the `constant` aggregation. Default: the padded response length of the batch
-    /// (the generation limit when batches are padded to it).
+    /// L_const of the `constant` aggregation. Default: the generation limit (the rollout's
+    /// `max_new_tokens`), Dr. GRPO's constant, the same at every step.
     pub constant_length: Option<usize>,
     /// β_KL, weight of the KL penalty to the reference policy (E15). Default 0.
     pub kl_coef: f64,

@@ -15,7 +15,7 @@
 //! | E8–E9 progress coordinate and buckets | [`progress::progress_buckets`] |
 //! | E10 bucket normalisation | [`progress::bucket_normalize`] |
 //! | E14 ratio and clipped surrogate | [`loss::importance_ratio`], [`loss::clipped_surrogate`] |
-//! | E15 KL estimators and aggregation | [`loss::kl_estimate`], [`loss::aggregate`], [`loss::policy_loss`] |
+//! | E15 KL estimators and aggregation | [`loss::kl_estimate`], [`loss::aggregate`] with [`loss::LossNormalizer`], [`loss::policy_loss`] |
 //!
 //! The baselines (GRPO, Dr. GRPO, DAPO, the 80/20 entropy mask, GSPO) are values of
 //! [`config::Algorithm`]. [`reference`](mod@reference) is an f64 plain-Rust implementation of the same
@@ -36,4 +36,4 @@ pub use advantage::{TokenAdvantages, to_host, token_advantages};
 pub use config::{Algorithm, AlgorithmConfig};
 pub use error::CoreError;
 pub use groups::{GroupTensors, ResponseGroup};
-pub use loss::{LossInputs, LossStats, PolicyLoss, policy_loss};
+pub use loss::{LossInputs, LossNormalizer, LossStats, PolicyLoss, TokenCounts, policy_loss};

@@ -99,34 +99,139 @@ pub fn kl_estimate<B: Backend>(
     }
 }
 
-/// E15: reduce a per-token objective to a scalar. `constant_length` is L_const of
-/// [`LossAggregation::Constant`]. Responses without valid tokens do not count in the
-/// sequence mean.
+/// What a loss denominator counts, over one whole optimiser minibatch (all its accumulated
+/// micro-batches, and all data-parallel ranks): summed, never averaged, so that micro-batches
+/// and ranks combine exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenCounts {
+    /// Valid (unmasked) response tokens.
+    pub tokens: usize,
+    /// Responses with at least one valid token.
+    pub non_empty: usize,
+    /// Responses, empty or not.
+    pub responses: usize,
+}
+
+impl TokenCounts {
+    /// The counts of responses of the given lengths in valid tokens.
+    pub fn from_lengths(lengths: impl IntoIterator<Item = usize>) -> Self {
+        lengths
+            .into_iter()
+            .fold(Self::default(), |counts, length| Self {
+                tokens: counts.tokens + length,
+                non_empty: counts.non_empty + usize::from(length > 0),
+                responses: counts.responses + 1,
+            })
+    }
+
+    /// The counts of a `[N, L]` mask (one host read).
+    pub fn from_mask<B: Backend>(mask: &Tensor<B, 2>) -> Self {
+        let [_, l] = mask.dims();
+        let values = mask
+            .to_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("a float mask converts to f32");
+        Self::from_lengths(
+            values
+                .chunks(l.max(1))
+                .map(|row| row.iter().filter(|&&m| m > 0.0).count()),
+        )
+    }
+}
+
+impl std::ops::Add for TokenCounts {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            tokens: self.tokens + other.tokens,
+            non_empty: self.non_empty + other.non_empty,
+            responses: self.responses + other.responses,
+        }
+    }
+}
+
+/// E15's normaliser, fixed for one optimiser minibatch before any of its micro-batches is
+/// evaluated, so that the losses (and gradients) of the micro-batches sum to the loss of the
+/// minibatch taken as one batch:
+///
+/// - `token_mean`: Σ mask·ℓ / (valid tokens of the minibatch) — TRL's `dapo` loss type, whose
+///   `num_items_in_batch` is likewise the token count of the whole accumulated batch;
+/// - `seq_mean_token_mean`: Σ_i (1/L_i) Σ_t ℓ / (non-empty responses of the minibatch);
+/// - `constant`: Σ mask·ℓ / (responses of the minibatch × L_const) with L_const the
+///   generation limit unless `constant_length` sets it (Dr. GRPO's constant).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossNormalizer {
+    aggregation: LossAggregation,
+    denominator: f64,
+}
+
+impl LossNormalizer {
+    /// The normaliser of `config`'s aggregation for a minibatch with `counts`; `generation_limit`
+    /// (the rollout's `max_new_tokens`) is L_const unless `config.constant_length` is set.
+    pub fn new(config: &AlgorithmConfig, counts: TokenCounts, generation_limit: usize) -> Self {
+        let aggregation = config.aggregation();
+        let denominator = match aggregation {
+            LossAggregation::TokenMean => counts.tokens,
+            LossAggregation::SeqMeanTokenMean => counts.non_empty,
+            LossAggregation::Constant => {
+                counts.responses * config.constant_length.unwrap_or(generation_limit)
+            }
+        };
+        Self {
+            aggregation,
+            denominator: denominator.max(1) as f64,
+        }
+    }
+
+    /// The normaliser of one batch taken whole (no accumulation); L_const defaults to the
+    /// batch's padded width.
+    pub fn whole_batch<B: Backend>(config: &AlgorithmConfig, mask: &Tensor<B, 2>) -> Self {
+        Self::new(config, TokenCounts::from_mask(mask), mask.dims()[1])
+    }
+
+    /// The aggregation this normaliser divides.
+    pub fn aggregation(&self) -> LossAggregation {
+        self.aggregation
+    }
+
+    /// The denominator (at least 1).
+    pub fn denominator(&self) -> f64 {
+        self.denominator
+    }
+}
+
+/// E15: a per-token objective reduced to this micro-batch's share of the minibatch objective:
+/// the numerator of `normalizer`'s aggregation over these rows, divided by the minibatch-wide
+/// denominator.
 ///
 /// # Shapes
 /// - `per_token`, `mask`: `[N, L]` → `[1]`
 pub fn aggregate<B: Backend>(
     per_token: Tensor<B, 2>,
     mask: Tensor<B, 2>,
-    aggregation: LossAggregation,
-    constant_length: usize,
+    normalizer: LossNormalizer,
 ) -> Tensor<B, 1> {
-    let [n, _] = per_token.dims();
     let masked = per_token * mask.clone();
-    match aggregation {
-        LossAggregation::TokenMean => masked.sum() / mask.sum().clamp_min(1.0),
+    let numerator = match normalizer.aggregation {
+        LossAggregation::TokenMean | LossAggregation::Constant => masked.sum(),
         LossAggregation::SeqMeanTokenMean => {
-            let length = mask.sum_dim(1);
-            let non_empty = length.clone().greater_elem(0.0).float();
-            let row_mean = masked.sum_dim(1) / length.clamp_min(1.0);
-            (row_mean * non_empty.clone()).sum() / non_empty.sum().clamp_min(1.0)
+            let length = mask.sum_dim(1).clamp_min(1.0);
+            (masked.sum_dim(1) / length).sum()
         }
-        LossAggregation::Constant => masked.sum().div_scalar((n * constant_length).max(1) as f64),
-    }
+    };
+    numerator.div_scalar(normalizer.denominator)
 }
 
-/// E14–E15: loss = −J with J = Agg(ℓ − β_KL · kl), and its diagnostics.
-pub fn policy_loss<B: Backend>(config: &AlgorithmConfig, inputs: LossInputs<B>) -> PolicyLoss<B> {
+/// E14–E15: loss = −J with J = Agg(ℓ − β_KL · kl), and its diagnostics. `normalizer` is the
+/// denominator of the whole optimiser minibatch these rows belong to
+/// ([`LossNormalizer::whole_batch`] when they are the whole minibatch).
+pub fn policy_loss<B: Backend>(
+    config: &AlgorithmConfig,
+    inputs: LossInputs<B>,
+    normalizer: LossNormalizer,
+) -> PolicyLoss<B> {
     let LossInputs {
         logp,
         logp_old,
@@ -143,14 +248,7 @@ pub fn policy_loss<B: Backend>(config: &AlgorithmConfig, inputs: LossInputs<B>) 
         }
         None => surrogate,
     };
-    let constant_length = config.constant_length.unwrap_or(mask.dims()[1]);
-    let loss = aggregate(
-        objective,
-        mask.clone(),
-        config.aggregation(),
-        constant_length,
-    )
-    .neg();
+    let loss = aggregate(objective, mask.clone(), normalizer).neg();
 
     let tokens = mask.clone().sum().clamp_min(1.0);
     let fraction = |flag: Tensor<B, 2>| (flag * mask.clone()).sum() / tokens.clone();

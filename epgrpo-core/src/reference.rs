@@ -326,9 +326,9 @@ pub fn clipped_surrogate(ratio: f64, advantage: f64, eps_low: f64, eps_high: f64
     (ratio * advantage).min(ratio.clamp(1.0 - eps_low, 1.0 + eps_high) * advantage)
 }
 
-/// E14–E15: the loss −J of a batch of responses. `padded_length` is the padded width used by the
-/// `constant` aggregation when `constant_length` is not set.
-pub fn policy_loss(config: &AlgorithmConfig, rows: &[LossRow], padded_length: usize) -> f64 {
+/// E14–E15: the loss −J of a batch of responses taken as one optimiser minibatch.
+/// `generation_limit` is L_const of the `constant` aggregation when `constant_length` is not set.
+pub fn policy_loss(config: &AlgorithmConfig, rows: &[LossRow], generation_limit: usize) -> f64 {
     let (eps_low, eps_high) = config.clip_range();
     let objective: Vec<Vec<f64>> = rows
         .iter()
@@ -372,7 +372,7 @@ pub fn policy_loss(config: &AlgorithmConfig, rows: &[LossRow], padded_length: us
             means.iter().sum::<f64>() / means.len().max(1) as f64
         }
         LossAggregation::Constant => {
-            let length = config.constant_length.unwrap_or(padded_length);
+            let length = config.constant_length.unwrap_or(generation_limit);
             total / (rows.len() * length).max(1) as f64
         }
     };

@@ -7,7 +7,7 @@ use burn::tensor::{Tensor, TensorData};
 use common::*;
 use epgrpo_core::config::{Algorithm, AlgorithmConfig, KlEstimator};
 use epgrpo_core::reference::{self, LossRow};
-use epgrpo_core::{LossInputs, ResponseGroup, policy_loss};
+use epgrpo_core::{LossInputs, LossNormalizer, ResponseGroup, policy_loss};
 
 fn config(name: Algorithm) -> AlgorithmConfig {
     AlgorithmConfig {
@@ -55,6 +55,7 @@ fn loss_of(config: &AlgorithmConfig, rows: &[Vec<(f64, f64)>], ref_gap: f64) -> 
             advantages: pad(&|i, t| rows[i][t].1),
             mask: pad(&|_, _| 1.0),
         },
+        LossNormalizer::whole_batch(config, &pad(&|_, _| 1.0)),
     )
     .loss
     .into_scalar() as f64;

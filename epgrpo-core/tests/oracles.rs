@@ -11,7 +11,9 @@ use epgrpo_core::loss::{clipped_surrogate, kl_estimate};
 use epgrpo_core::outcome::outcome_advantage;
 use epgrpo_core::progress::progress_buckets;
 use epgrpo_core::reference::{self, LossRow};
-use epgrpo_core::{GroupTensors, LossInputs, ResponseGroup, policy_loss, token_advantages};
+use epgrpo_core::{
+    GroupTensors, LossInputs, LossNormalizer, ResponseGroup, policy_loss, token_advantages,
+};
 
 fn burn_entropy(logits: &[f64], temperature: f64) -> f64 {
     let device = Default::default();
@@ -229,6 +231,7 @@ fn check_losses(config: &AlgorithmConfig, group: &ResponseGroup, token_mean: f64
                 advantages: flat(adv.advantages),
                 mask: flat(batch.mask.clone()),
             },
+            LossNormalizer::whole_batch(&config, &flat(batch.mask.clone())),
         );
         let got = loss.loss.into_scalar() as f64;
         assert!(

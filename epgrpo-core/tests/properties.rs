@@ -7,7 +7,9 @@ use burn::backend::Autodiff;
 use burn::tensor::{Tensor, TensorData};
 use common::*;
 use epgrpo_core::config::{Algorithm, AlgorithmConfig};
-use epgrpo_core::{GroupTensors, LossInputs, ResponseGroup, policy_loss, token_advantages};
+use epgrpo_core::{
+    GroupTensors, LossInputs, LossNormalizer, ResponseGroup, policy_loss, token_advantages,
+};
 
 /// SplitMix64: a small seeded generator so that the random cases are reproducible.
 struct Rng(u64);
@@ -283,6 +285,7 @@ fn loss_gradient(config: &AlgorithmConfig, group: &ResponseGroup) -> Vec<f64> {
             advantages: flat(advantages),
             mask: flat(batch.mask.clone()),
         },
+        LossNormalizer::whole_batch(config, &flat(batch.mask.clone())),
     );
     let grads = loss.loss.backward();
     logp.grad(&grads)

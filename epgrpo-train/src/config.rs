@@ -232,6 +232,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Write a checkpoint every this many RL steps (0: only at the end).
     pub checkpoint_every: usize,
+    /// Stop the run with an error after this many consecutive optimiser steps refused for a
+    /// non-finite loss or gradient norm (the last checkpoint stays the last good state).
+    pub max_consecutive_skipped: usize,
     /// Run directory (metrics, plots, checkpoints).
     pub out_dir: PathBuf,
 }
@@ -242,6 +245,7 @@ impl Default for RunConfig {
             steps: 120,
             seed: 0,
             checkpoint_every: 40,
+            max_consecutive_skipped: 5,
             out_dir: PathBuf::from("runs/default"),
         }
     }
@@ -311,6 +315,7 @@ impl TrainConfig {
         positive("optim.minibatches", self.optim.minibatches);
         positive("optim.grad_accumulation", self.optim.grad_accumulation);
         positive("train.steps", self.train.steps);
+        positive("train.max_consecutive_skipped", self.train.max_consecutive_skipped);
         if m.num_attention_heads > 0
             && m.num_key_value_heads > 0
             && m.num_attention_heads % m.num_key_value_heads != 0

@@ -101,6 +101,10 @@ pub struct RlMetrics {
     /// Tokens per second of the update (forward + backward + AdamW).
     #[serde(rename = "perf/update_tokens_per_s")]
     pub update_tokens_per_s: f64,
+    /// Optimiser steps of this RL step refused because the loss or the gradient norm was not
+    /// finite (the weights stayed as they were).
+    #[serde(rename = "train/skipped_steps", default)]
+    pub skipped_steps: usize,
 }
 
 /// Appends [`StepMetrics`] to `metrics.jsonl` in a run directory.

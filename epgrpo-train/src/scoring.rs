@@ -86,6 +86,14 @@ impl SequenceBatch {
         )
     }
 
+    /// Valid tokens of each response, row by row.
+    pub fn response_lengths(&self) -> Vec<usize> {
+        self.mask
+            .chunks(self.response_width)
+            .map(|row| row.iter().filter(|&&m| m > 0.0).count())
+            .collect()
+    }
+
     /// Number of response tokens.
     pub fn response_tokens(&self) -> usize {
         self.mask.iter().filter(|&&m| m > 0.0).count()

@@ -8,7 +8,9 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use epgrpo_core::{GroupTensors, LossInputs, policy_loss, token_advantages};
+use epgrpo_core::{
+    GroupTensors, LossInputs, LossNormalizer, TokenCounts, policy_loss, token_advantages,
+};
 use epgrpo_kernels::KernelBackend;
 use epgrpo_models::Decoder;
 
@@ -25,8 +27,27 @@ pub struct UpdateReport {
     pub loss: f64,
     /// Mean global gradient norm before clipping.
     pub grad_norm: f64,
+    /// Optimiser steps refused because the loss or the gradient norm was not finite (the
+    /// weights and the optimiser state stay as they were).
+    pub skipped_steps: usize,
+    /// Optimiser steps taken.
+    pub optimizer_steps: usize,
+    /// Refused steps after the last step taken (all of `skipped_steps` when none was taken).
+    pub trailing_skipped: usize,
     /// Statistics of the step (the perf fields of the rollout are filled by the caller).
     pub metrics: RlMetrics,
+}
+
+impl UpdateReport {
+    /// Optimiser steps refused in a row after this update, given `before` refused in a row
+    /// before it (the non-finite guard of the training loop).
+    pub fn refused_in_a_row(&self, before: usize) -> usize {
+        if self.optimizer_steps > 0 {
+            self.trailing_skipped
+        } else {
+            before + self.skipped_steps
+        }
+    }
 }
 
 /// Host copy of a `[N, C]` tensor.
@@ -82,17 +103,28 @@ where
     let advantages = token_advantages(&config.algorithm, &groups);
     let token_advantage: Tensor<B::InnerBackend, 2> = advantages.advantages.clone().reshape([n, c]);
 
-    // E14–E15: μ epochs × minibatches × accumulated micro-batches.
+    // E14–E15: μ epochs × minibatches × accumulated micro-batches. Every micro-batch divides by
+    // the denominator of its whole minibatch, so accumulation equals one large batch.
     let update_start = Instant::now();
     let (mut losses, mut norms) = (Vec::new(), Vec::new());
     let (mut clip_low, mut clip_high, mut kl) = (0.0, 0.0, 0.0);
+    let (mut skipped_steps, mut optimizer_steps, mut trailing_skipped) = (0, 0, 0);
+    let rows_per_minibatch = rows_per_chunk * optim_config.grad_accumulation;
     let mut model = model;
     for _epoch in 0..optim_config.epochs {
         for minibatch in 0..optim_config.minibatches {
+            let first = minibatch * rows_per_minibatch;
+            let counts = TokenCounts::from_lengths(
+                batch
+                    .slice(first, first + rows_per_minibatch)
+                    .response_lengths(),
+            );
+            let normalizer =
+                LossNormalizer::new(&config.algorithm, counts, config.rollout.max_new_tokens);
             let mut accumulator = GradientsAccumulator::<Decoder<B>>::new();
             let mut loss_sum = 0.0;
             for micro in 0..optim_config.grad_accumulation {
-                let start = (minibatch * optim_config.grad_accumulation + micro) * rows_per_chunk;
+                let start = first + micro * rows_per_chunk;
                 let end = start + rows_per_chunk;
                 let part = batch.slice(start, end);
                 let (logp, _) = response_logp_entropy(&model, &part, temperature, device);
@@ -108,25 +140,31 @@ where
                         advantages: rows(&token_advantage),
                         mask: rows(&mask),
                     },
+                    normalizer,
                 );
-                let loss = output
-                    .loss
-                    .div_scalar(optim_config.grad_accumulation as f64);
-                loss_sum += loss.clone().into_scalar().to_f64();
+                loss_sum += output.loss.clone().into_scalar().to_f64();
                 clip_low += output.stats.clip_low_frac.into_scalar().to_f64();
                 clip_high += output.stats.clip_high_frac.into_scalar().to_f64();
                 kl += output.stats.kl_mean.into_scalar().to_f64();
-                accumulator
-                    .accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+                accumulator.accumulate(
+                    &model,
+                    GradientsParams::from_grads(output.loss.backward(), &model),
+                );
             }
             let mut grads = accumulator.grads();
-            norms.push(clip_global_norm(
-                &model,
-                &mut grads,
-                optim_config.max_grad_norm,
-            ));
+            let norm = clip_global_norm(&model, &mut grads, optim_config.max_grad_norm);
+            norms.push(norm);
             losses.push(loss_sum);
-            model = optim.step(lr, model, grads);
+            // A non-finite loss or gradient refuses the step: the weights and AdamW's moments
+            // stay as they were.
+            if loss_sum.is_finite() && norm.is_finite() {
+                model = optim.step(lr, model, grads);
+                optimizer_steps += 1;
+                trailing_skipped = 0;
+            } else {
+                skipped_steps += 1;
+                trailing_skipped += 1;
+            }
         }
     }
     let update_s = update_start.elapsed().as_secs_f64();
@@ -205,10 +243,14 @@ where
         rollout_tokens_per_s: 0.0,
         scoring_tokens_per_s: 2.0 * tokens / scoring_s.max(1e-9),
         update_tokens_per_s: tokens * optim_config.epochs as f64 / update_s.max(1e-9),
+        skipped_steps,
     };
     let report = UpdateReport {
         loss: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
         grad_norm: norms.iter().sum::<f64>() / norms.len().max(1) as f64,
+        skipped_steps,
+        optimizer_steps,
+        trailing_skipped,
         metrics,
     };
     (model, report)

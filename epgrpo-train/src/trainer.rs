@@ -198,6 +198,10 @@ where
     let b = config.rollout.prompts_per_step;
     observer.stage(Stage::Rl, steps, state.step);
     let mut last_eval = None;
+    // The guard against non-finite updates: refused optimiser steps in a row, and the RL step
+    // of the last checkpoint written (the last good state when the run has to stop).
+    let mut consecutive_skipped = 0;
+    let mut last_checkpoint = run_dir.join("checkpoint").exists().then_some(state.step);
     for step in state.step..steps {
         let problems: Vec<Problem> = (0..b)
             .map(|i| task.train_problem(seed ^ RL_STREAM, (step * b + i) as u64))
@@ -222,6 +226,7 @@ where
         let lr = learning_rate(step, steps, o.warmup_steps, o.lr, o.min_lr_ratio);
         let (next, report) = rl_update(model, &mut optim, &reference, &batch, &config, lr, device);
         model = next;
+        consecutive_skipped = report.refused_in_a_row(consecutive_skipped);
         let mut rl = report.metrics;
         let generated: usize = batch.completions.iter().map(|c| c.tokens.len()).sum();
         rl.rollout_tokens_per_s = generated as f64 / rollout_s.max(1e-9);
@@ -243,11 +248,20 @@ where
         };
         log.write(&metrics)?;
         observer.step(&metrics);
+        if consecutive_skipped >= config.train.max_consecutive_skipped {
+            return Err(non_finite_stop(
+                run_dir,
+                state.step,
+                consecutive_skipped,
+                last_checkpoint,
+            ));
+        }
         let every = config.train.checkpoint_every;
         let stop = stop_after == Some(state.step);
         if state.step == steps || stop || (every > 0 && state.step % every == 0) {
             let frozen = (!lora).then_some(&reference);
             checkpoint::save(run_dir, &model, frozen, &optim, &state)?;
+            last_checkpoint = Some(state.step);
         }
         if stop {
             break;
@@ -277,6 +291,31 @@ where
         serde_json::to_string_pretty(&outcome).map_err(|e| CliError::Internal(e.to_string()))?;
     std::fs::write(run_dir.join("summary.json"), summary).map_err(io)?;
     Ok(outcome)
+}
+
+/// The error that ends a run whose optimiser steps kept being refused for a non-finite loss or
+/// gradient norm; `checkpoint` is the RL step of the last checkpoint written, if any.
+fn non_finite_stop(
+    run_dir: &Path,
+    step: usize,
+    refused: usize,
+    checkpoint: Option<usize>,
+) -> CliError {
+    let last_good = match checkpoint {
+        Some(at) => format!(
+            "The last good checkpoint is {} at RL step {at}: lower optim.lr or check the \
+             rewards, then continue with --resume.",
+            run_dir.join("checkpoint").display()
+        ),
+        None => "No checkpoint was written yet: lower optim.lr or check the rewards and start \
+                 again."
+            .to_string(),
+    };
+    CliError::Internal(format!(
+        "RL step {step}: {refused} optimiser steps in a row were refused because the loss or the \
+         gradient norm was not finite (train.max_consecutive_skipped); the refused steps left the \
+         weights unchanged. {last_good} metrics.jsonl shows train/skipped_steps per step."
+    ))
 }
 
 fn write_jsonl<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<(), CliError> {
