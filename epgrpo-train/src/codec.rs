@@ -48,11 +48,14 @@ impl Codec {
                 tokenizer.origin().display()
             )));
         }
-        if chat && tokenizer.chat_template().is_none() {
-            return Err(CliError::Input(format!(
-                "{}: model.chat_template is true but the model has no ChatML chat template",
-                tokenizer.origin().display()
-            )));
+        if chat {
+            // A missing template, or one that does not compile, names its file and field.
+            tokenizer.chat_template().map_err(|e| {
+                CliError::Input(format!(
+                    "model.chat_template is true but the model's chat template cannot be used \
+                     (set it to false to send prompts as they are): {e}"
+                ))
+            })?;
         }
         Ok(Self {
             template: template.to_string(),

@@ -1,7 +1,7 @@
 //! `TextTokenizer`: the only part of the crate that sees text. It wraps a Hugging Face
 //! [`tokenizers::Tokenizer`] loaded from a model directory's `tokenizer.json` or rebuilt from
-//! the tokenizer embedded in a GGUF file, together with the checkpoint's ChatML
-//! [`ChatTemplate`] and the token ids that end an assistant turn.
+//! the tokenizer embedded in a GGUF file, together with the checkpoint's own Jinja
+//! [`ChatTemplate`], its named special tokens and the token ids that end an assistant turn.
 
 mod chat;
 mod gguf;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
-pub use chat::{ChatMessage, ChatTemplate, IM_END, IM_START};
+pub use chat::{ChatMessage, ChatTemplate, SpecialToken, SpecialTokens};
 pub use gguf::{SUPPORTED_PRE, tokenizer_from_gguf};
 
 use crate::error::ModelError;
@@ -23,22 +23,42 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const TOKENIZER_CONFIG_FILE: &str = "tokenizer_config.json";
 
 /// Tokens that end a turn or a document when present in a vocabulary.
-const STOP_TEXTS: [&str; 2] = [IM_END, "<|endoftext|>"];
+const STOP_TEXTS: [&str; 2] = ["<|im_end|>", "<|endoftext|>"];
 
-/// A tokenizer with its chat template and stop tokens.
+/// Field of `tokenizer_config.json` that holds the chat template.
+const CONFIG_CHAT_KEY: &str = "chat_template";
+/// GGUF metadata key that holds the chat template.
+const GGUF_CHAT_KEY: &str = "tokenizer.chat_template";
+
+/// A tokenizer with its chat template, special tokens and stop tokens.
 #[derive(Debug, Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
     origin: PathBuf,
-    chat: Option<ChatTemplate>,
-    chat_source: Option<String>,
-    eos: Option<u32>,
+    chat: Chat,
+    special: SpecialTokens,
     stop_tokens: Vec<u32>,
+}
+
+/// The checkpoint's chat template as it was read.
+#[derive(Debug, Clone)]
+enum Chat {
+    /// The checkpoint has none; the field (or key) of the file it would be in.
+    Missing { file: PathBuf, key: &'static str },
+    /// It does not compile: its source and the error (file and message).
+    Broken {
+        source: String,
+        file: PathBuf,
+        reason: String,
+    },
+    /// Compiled.
+    Ready(ChatTemplate),
 }
 
 impl TextTokenizer {
     /// Loads `dir/tokenizer.json` and, when present, `dir/tokenizer_config.json` (its
-    /// `chat_template` and `eos_token`).
+    /// `chat_template` and named special tokens: `bos_token`, `eos_token`, …, each a string or
+    /// an object with a `content` string).
     pub fn from_dir(dir: &Path) -> Result<Self, ModelError> {
         let path = dir.join(TOKENIZER_FILE);
         let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
@@ -50,7 +70,7 @@ impl TextTokenizer {
             reason: format!("not a Hugging Face tokenizer.json: {e}"),
         })?;
         let config_path = dir.join(TOKENIZER_CONFIG_FILE);
-        let (chat_source, eos) = if config_path.exists() {
+        let (chat_source, special) = if config_path.exists() {
             let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
                 file: config_path.clone(),
                 source,
@@ -59,43 +79,54 @@ impl TextTokenizer {
                 file: config_path.clone(),
                 source,
             })?;
-            let chat_source = config
-                .get("chat_template")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            // `eos_token` is a string or an AddedToken object with a `content` field.
-            let eos = config.get("eos_token").and_then(|e| {
-                e.as_str()
-                    .or_else(|| e.get("content").and_then(Value::as_str))
-                    .and_then(|t| inner.token_to_id(t))
-            });
-            (chat_source, eos)
+            config_tokens(&config, &config_path)?
         } else {
-            (None, None)
+            (None, SpecialTokens::new())
         };
-        Ok(Self::assemble(inner, path, chat_source, eos))
+        Ok(Self::assemble(
+            inner,
+            path,
+            chat_source,
+            special,
+            (config_path, CONFIG_CHAT_KEY),
+        ))
     }
 
     /// Rebuilds the tokenizer embedded in a GGUF file (see [`tokenizer_from_gguf`]), with the
-    /// chat template of `tokenizer.chat_template` and the eos id of
-    /// `tokenizer.ggml.eos_token_id`.
+    /// chat template of `tokenizer.chat_template` and the special tokens whose ids
+    /// `tokenizer.ggml.bos_token_id`, `….eos_token_id`, … name. An id outside the vocabulary is
+    /// an error naming its key.
     pub fn from_gguf(file: &GgufFile) -> Result<Self, ModelError> {
         let inner = tokenizer_from_gguf(file)?;
         let chat_source = file
             .metadata
-            .get("tokenizer.chat_template")
+            .get(GGUF_CHAT_KEY)
             .and_then(GgufValue::as_str)
             .map(str::to_string);
-        let eos = file
-            .metadata
-            .get("tokenizer.ggml.eos_token_id")
-            .and_then(GgufValue::as_u64)
-            .and_then(|id| u32::try_from(id).ok());
+        let mut special = SpecialTokens::new();
+        for token in SpecialToken::ALL {
+            let key = token.gguf_key();
+            let Some(id) = file.metadata.get(key).and_then(GgufValue::as_u64) else {
+                continue;
+            };
+            let text = u32::try_from(id)
+                .ok()
+                .and_then(|id| inner.id_to_token(id))
+                .ok_or_else(|| ModelError::Gguf {
+                    file: file.path().to_path_buf(),
+                    reason: format!(
+                        "`{key}` is {id}, outside the vocabulary of {} tokens",
+                        inner.get_vocab_size(true)
+                    ),
+                })?;
+            special.insert(token, text);
+        }
         Ok(Self::assemble(
             inner,
             file.path().to_path_buf(),
             chat_source,
-            eos,
+            special,
+            (file.path().to_path_buf(), GGUF_CHAT_KEY),
         ))
     }
 
@@ -103,9 +134,31 @@ impl TextTokenizer {
         inner: Tokenizer,
         origin: PathBuf,
         chat_source: Option<String>,
-        eos: Option<u32>,
+        special: SpecialTokens,
+        (chat_file, key): (PathBuf, &'static str),
     ) -> Self {
-        let chat = chat_source.as_deref().and_then(ChatTemplate::from_jinja);
+        let chat = match chat_source {
+            None => Chat::Missing {
+                file: chat_file,
+                key,
+            },
+            Some(source) => match ChatTemplate::new(&source, special.clone(), &chat_file, key) {
+                Ok(template) => Chat::Ready(template),
+                Err(ModelError::Tokenizer { file, reason }) => Chat::Broken {
+                    source,
+                    file,
+                    reason,
+                },
+                Err(other) => Chat::Broken {
+                    source,
+                    file: chat_file,
+                    reason: other.to_string(),
+                },
+            },
+        };
+        let eos = special
+            .get(&SpecialToken::Eos)
+            .and_then(|t| inner.token_to_id(t));
         let mut stop_tokens: Vec<u32> = STOP_TEXTS
             .iter()
             .filter_map(|t| inner.token_to_id(t))
@@ -117,8 +170,7 @@ impl TextTokenizer {
             inner,
             origin,
             chat,
-            chat_source,
-            eos,
+            special,
             stop_tokens,
         }
     }
@@ -140,15 +192,27 @@ impl TextTokenizer {
             .map_err(|e| self.error(format!("cannot decode ids: {e}")))
     }
 
-    /// The ChatML template of the checkpoint, `None` when it has no ChatML template.
-    pub fn chat_template(&self) -> Option<&ChatTemplate> {
-        self.chat.as_ref()
+    /// The checkpoint's chat template. Errors: the checkpoint has none (naming the file and the
+    /// field it would be in), or it does not compile (minijinja's message).
+    pub fn chat_template(&self) -> Result<&ChatTemplate, ModelError> {
+        match &self.chat {
+            Chat::Ready(template) => Ok(template),
+            Chat::Missing { file, key } => Err(ModelError::Tokenizer {
+                file: file.clone(),
+                reason: format!("no chat template (`{key}` is missing)"),
+            }),
+            Chat::Broken { file, reason, .. } => Err(ModelError::Tokenizer {
+                file: file.clone(),
+                reason: reason.clone(),
+            }),
+        }
     }
 
-    /// Writes `dir/tokenizer.json` and a `dir/tokenizer_config.json` (the eos token, the chat
-    /// template source, `tokenizer_class: PreTrainedTokenizerFast` so that transformers uses
-    /// `tokenizer.json` as it is) from which [`TextTokenizer::from_dir`] reads back the same
-    /// ids, stop tokens and chat template. `dir` must exist; existing files are replaced.
+    /// Writes `dir/tokenizer.json` and a `dir/tokenizer_config.json` (the named special tokens,
+    /// the chat template source, `tokenizer_class: PreTrainedTokenizerFast` so that
+    /// transformers uses `tokenizer.json` as it is) from which [`TextTokenizer::from_dir`] reads
+    /// back the same ids, stop tokens and chat template. `dir` must exist; existing files are
+    /// replaced.
     pub fn save_dir(&self, dir: &Path) -> Result<(), ModelError> {
         let path = dir.join(TOKENIZER_FILE);
         let json = self
@@ -163,11 +227,11 @@ impl TextTokenizer {
         config.insert("tokenizer_class".into(), "PreTrainedTokenizerFast".into());
         // Decoding is the tokenizer's own; no extra clean-up of spaces before punctuation.
         config.insert("clean_up_tokenization_spaces".into(), false.into());
-        if let Some(eos) = self.eos.and_then(|id| self.inner.id_to_token(id)) {
-            config.insert("eos_token".into(), eos.into());
+        for (token, text) in &self.special {
+            config.insert(token.config_key().into(), text.clone().into());
         }
-        if let Some(source) = &self.chat_source {
-            config.insert("chat_template".into(), source.clone().into());
+        if let Some(source) = self.chat_template_source() {
+            config.insert(CONFIG_CHAT_KEY.into(), source.into());
         }
         write_file(
             &dir.join(TOKENIZER_CONFIG_FILE),
@@ -175,25 +239,35 @@ impl TextTokenizer {
         )
     }
 
-    /// The checkpoint's Jinja chat template as it was read (ChatML or not), `None` when it has
-    /// none.
+    /// The checkpoint's Jinja chat template as it was read (compiling or not), `None` when it
+    /// has none.
     pub fn chat_template_source(&self) -> Option<&str> {
-        self.chat_source.as_deref()
+        match &self.chat {
+            Chat::Missing { .. } => None,
+            Chat::Broken { source, .. } => Some(source),
+            Chat::Ready(template) => Some(template.source()),
+        }
+    }
+
+    /// The named special tokens the checkpoint declares (`bos_token`, `eos_token`, … of
+    /// `tokenizer_config.json`; the `tokenizer.ggml.*_token_id` ids of a GGUF).
+    pub fn special_tokens(&self) -> &SpecialTokens {
+        &self.special
     }
 
     /// The end-of-sequence id the checkpoint names (`eos_token` of `tokenizer_config.json`,
     /// `tokenizer.ggml.eos_token_id` of a GGUF), if any.
     pub fn eos_token_id(&self) -> Option<u32> {
-        self.eos
+        self.special
+            .get(&SpecialToken::Eos)
+            .and_then(|t| self.inner.token_to_id(t))
     }
 
-    /// Token ids of the chat prompt for one user turn (with the checkpoint's default system
-    /// prompt, if any), ending with the opening of the assistant turn.
+    /// Token ids of the chat prompt for one user turn (the template adds its default system
+    /// prompt, if any), ending with the opening of the assistant turn: transformers'
+    /// `apply_chat_template([user], add_generation_prompt=True)`.
     pub fn encode_chat(&self, user: &str) -> Result<Vec<u32>, ModelError> {
-        let template = self.chat.as_ref().ok_or_else(|| {
-            self.error("no ChatML chat template (expected `<|im_start|>` in the checkpoint's chat_template)".into())
-        })?;
-        self.encode(&template.user_prompt(user))
+        self.encode(&self.chat_template()?.user_prompt(user)?)
     }
 
     /// Ids that end a completion: the eos id plus `<|im_end|>` and `<|endoftext|>` when the
@@ -228,6 +302,63 @@ impl TextTokenizer {
             reason,
         }
     }
+}
+
+/// The chat template and named special tokens of a parsed `tokenizer_config.json`.
+fn config_tokens(
+    config: &Value,
+    file: &Path,
+) -> Result<(Option<String>, SpecialTokens), ModelError> {
+    let invalid = |field: &str, reason: &str| ModelError::InvalidConfig {
+        file: file.to_path_buf(),
+        field: field.to_string(),
+        reason: reason.to_string(),
+    };
+    // A string, or (older multi-template checkpoints) a list of `{name, template}` of which
+    // transformers uses the one named `default`.
+    let chat_source = match config.get(CONFIG_CHAT_KEY) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(source)) => Some(source.clone()),
+        Some(Value::Array(named)) => Some(
+            named
+                .iter()
+                .find(|t| t.get("name").and_then(Value::as_str) == Some("default"))
+                .and_then(|t| t.get("template"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    invalid(
+                        CONFIG_CHAT_KEY,
+                        "a list of named templates without a `default` one",
+                    )
+                })?
+                .to_string(),
+        ),
+        Some(_) => {
+            return Err(invalid(
+                CONFIG_CHAT_KEY,
+                "expected a string or a list of {name, template} objects",
+            ));
+        }
+    };
+    let mut special = SpecialTokens::new();
+    for token in SpecialToken::ALL {
+        let key = token.config_key();
+        let text = match config.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(text)) => text,
+            Some(value) => value
+                .get("content")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    invalid(
+                        key,
+                        "expected a string or an object with a `content` string",
+                    )
+                })?,
+        };
+        special.insert(token, text.to_string());
+    }
+    Ok((chat_source, special))
 }
 
 fn write_file(path: &Path, contents: String) -> Result<(), ModelError> {

@@ -1,6 +1,6 @@
 //! `epgrpo generate`: loads a model (a Hugging Face directory with `config.json`, safetensors
 //! and `tokenizer.json`, or a `.gguf` file with its embedded tokenizer) on the CPU, optionally
-//! wraps the prompt in the model's ChatML template, and returns one completion as text.
+//! wraps the prompt in the model's own chat template, and returns one completion as text.
 
 use std::path::Path;
 
@@ -16,7 +16,8 @@ type Cpu = NdArray<f32>;
 /// Generates up to `max_new_tokens` tokens after `prompt` (greedy when `temperature` is 0,
 /// otherwise sampling from `softmax(logits / temperature)` with `seed`) and returns the decoded
 /// completion without special tokens. With `chat`, the prompt is one user turn of the model's
-/// chat template (its default system prompt included).
+/// Jinja chat template (its default system prompt included), as transformers'
+/// `apply_chat_template(..., add_generation_prompt=True)` writes it.
 pub fn run(
     model: &Path,
     prompt: &str,
