@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::QUESTION_SLOT;
 use crate::error::CliError;
+use crate::task::ArithmeticTask;
 
 /// The embedded default experiment (`epgrpo train` with no `--config`).
 pub const DEFAULT_PRESET: &str = include_str!("presets/default.toml");
@@ -315,7 +316,10 @@ impl TrainConfig {
         positive("optim.minibatches", self.optim.minibatches);
         positive("optim.grad_accumulation", self.optim.grad_accumulation);
         positive("train.steps", self.train.steps);
-        positive("train.max_consecutive_skipped", self.train.max_consecutive_skipped);
+        positive(
+            "train.max_consecutive_skipped",
+            self.train.max_consecutive_skipped,
+        );
         if m.num_attention_heads > 0
             && m.num_key_value_heads > 0
             && m.num_attention_heads % m.num_key_value_heads != 0
@@ -388,6 +392,13 @@ impl TrainConfig {
                 "task.operators must be a non-empty mix of `+`, `-`, `*` (got {:?})",
                 self.task.operators
             ));
+        }
+        let arithmetic = t.train_file.is_none()
+            && (1..=1_000_000).contains(&t.max_operand)
+            && !t.operators.is_empty()
+            && t.operators.chars().all(|c| "+-*".contains(c));
+        if arithmetic && let Err(e) = ArithmeticTask::check_splits(t.max_operand, &t.operators) {
+            problems.push(e);
         }
         let r = &self.rollout;
         if !(r.temperature.is_finite() && r.temperature > 0.0) {
@@ -498,6 +509,24 @@ mod tests {
         let ok =
             "[model]\npath = \"m.gguf\"\nlora_rank = 8\nlora_targets = [\"q_proj\", \"down_proj\"]";
         TrainConfig::from_toml(ok, "run.toml").unwrap();
+    }
+
+    #[test]
+    fn an_arithmetic_task_with_an_empty_split_is_refused_by_name() {
+        let error =
+            TrainConfig::from_toml("[task]\nmax_operand = 3\noperators = \"-\"", "run.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("run.toml")
+                && error.contains("task.max_operand = 3 with task.operators = \"-\"")
+                && error.contains("held-out split"),
+            "{error}"
+        );
+        // Problem files replace the arithmetic, so its keys do not matter then.
+        let files = "[task]\nmax_operand = 3\noperators = \"-\"\ntrain_file = \"t.jsonl\"\n\
+                     eval_file = \"e.jsonl\"";
+        TrainConfig::from_toml(files, "run.toml").unwrap();
     }
 
     #[test]

@@ -55,20 +55,28 @@ pub fn plot_run(run_dir: &Path) -> Result<std::path::PathBuf, CliError> {
     }
     let rl: Vec<&StepMetrics> = metrics.iter().filter(|m| m.stage == "rl").collect();
     let sft: Vec<&StepMetrics> = metrics.iter().filter(|m| m.stage == "sft").collect();
-    let mut panels: Vec<(&str, Vec<(f64, f64)>)> = Vec::new();
-    if !sft.is_empty() {
-        panels.push((
-            "warm-start loss",
-            sft.iter().map(|m| (m.step as f64, m.loss)).collect(),
-        ));
-    }
-    for (title, read) in RL_PANELS {
-        let points: Vec<(f64, f64)> = rl
+    let mut panels: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let sft_loss: Panel = ("warm-start loss", |m| Some(m.loss));
+    for ((title, read), lines) in
+        std::iter::once((sft_loss, &sft)).chain(RL_PANELS.into_iter().map(|panel| (panel, &rl)))
+    {
+        let logged: Vec<(f64, f64)> = lines
             .iter()
             .filter_map(|m| read(m).map(|v| (m.step as f64, v)))
+            .collect();
+        let points: Vec<(f64, f64)> = logged
+            .iter()
+            .copied()
             .filter(|(_, v)| v.is_finite())
             .collect();
-        if !points.is_empty() {
+        // A NaN or infinite value has no place on the axis; the title says how many were left
+        // out, so a diverged step is not silently hidden.
+        let title = match logged.len() - points.len() {
+            0 => title.to_string(),
+            1 => format!("{title} (1 step not finite)"),
+            n => format!("{title} ({n} steps not finite)"),
+        };
+        if !logged.is_empty() {
             panels.push((title, points));
         }
     }
@@ -89,7 +97,8 @@ pub fn plot_run(run_dir: &Path) -> Result<std::path::PathBuf, CliError> {
     Ok(path)
 }
 
-/// One chart at (x0, y0): title, frame, min/max labels and the polyline.
+/// One chart at (x0, y0): title, frame, min/max labels and the polyline (only the title when
+/// no value is finite).
 fn panel(svg: &mut String, x0: f64, y0: f64, title: &str, points: &[(f64, f64)]) {
     let (left, right, top, bottom) = (x0 + 48.0, x0 + WIDTH - 12.0, y0 + 24.0, y0 + HEIGHT - 28.0);
     let (xmin, xmax) = bounds(points.iter().map(|p| p.0));
@@ -103,6 +112,9 @@ fn panel(svg: &mut String, x0: f64, y0: f64, title: &str, points: &[(f64, f64)])
         y0 + 15.0,
         escape(title)
     );
+    if points.is_empty() {
+        return;
+    }
     let _ = writeln!(
         svg,
         "<rect x=\"{left:.1}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#999\"/>",
@@ -180,4 +192,28 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_values_are_left_off_the_curves_and_counted() {
+        let dir = std::env::temp_dir().join(format!("epgrpo-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines = [
+            r#"{"stage":"sft","step":1,"lr":0.001,"loss":2.5,"grad_norm":1}"#,
+            r#"{"stage":"sft","step":2,"lr":0.001,"loss":"NaN","grad_norm":"Infinity"}"#,
+            r#"{"stage":"sft","step":3,"lr":0.001,"loss":1.5,"grad_norm":1}"#,
+        ];
+        std::fs::write(dir.join("metrics.jsonl"), lines.join("\n")).unwrap();
+        let svg = std::fs::read_to_string(plot_run(&dir).unwrap()).unwrap();
+        assert!(svg.contains("warm-start loss (1 step not finite)"), "{svg}");
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+        // The two finite points span the panel: the labels are their min and max.
+        assert!(svg.contains(">2.500<") && svg.contains(">1.500<"), "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -75,12 +75,63 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl ArithmeticTask {
-    /// The task of a (validated) `[task]` section.
+    /// The task of a (validated) `[task]` section: [`TrainConfig::validate`] has checked with
+    /// [`ArithmeticTask::check_splits`] that both splits hold a problem.
+    ///
+    /// [`TrainConfig::validate`]: crate::config::TrainConfig::validate
     pub fn new(config: &TaskConfig) -> Self {
         Self {
             max_operand: config.max_operand,
             operators: config.operators.chars().collect(),
         }
+    }
+
+    /// Checks that both splits of the arithmetic problems of `max_operand` and `operators` hold
+    /// a problem (sampling draws until it finds one of the split asked for, so an empty split
+    /// would never return); the error names the keys and the smallest `max_operand` that works.
+    pub fn check_splits(max_operand: u32, operators: &str) -> Result<(), String> {
+        let operators: Vec<char> = operators.chars().collect();
+        let missing = |max: u32| {
+            let (mut train, mut held_out) = (false, false);
+            'all: for a in 0..max {
+                for b in 0..max {
+                    for &op in &operators {
+                        match Self::split_of(a, op, b) {
+                            Split::Train => train = true,
+                            Split::HeldOut => held_out = true,
+                        }
+                        if train && held_out {
+                            break 'all;
+                        }
+                    }
+                }
+            }
+            match (train, held_out) {
+                (true, true) => None,
+                (false, _) => Some(Split::Train),
+                (true, false) => Some(Split::HeldOut),
+            }
+        };
+        let Some(split) = missing(max_operand) else {
+            return Ok(());
+        };
+        let name = match split {
+            Split::Train => "training",
+            Split::HeldOut => "held-out",
+        };
+        let problems = max_operand as u64 * max_operand as u64 * operators.len() as u64;
+        let enough = (max_operand + 1..=max_operand.saturating_add(1000))
+            .find(|&max| missing(max).is_none())
+            .map_or(String::new(), |max| {
+                format!(" (task.max_operand = {max} is the smallest that works)")
+            });
+        let plural = if problems == 1 { "" } else { "s" };
+        Err(format!(
+            "task.max_operand = {max_operand} with task.operators = {:?} gives {problems} distinct \
+             problem{plural} and none of them falls in the {name} split (about one problem in ten is \
+             held out): raise task.max_operand{enough} or add operators",
+            operators.iter().collect::<String>()
+        ))
     }
 
     fn split_of(a: u32, op: char, b: u32) -> Split {
@@ -147,6 +198,8 @@ impl ProblemSource {
     /// The source a (validated) `[task]` section describes; reads its files.
     pub fn new(config: &TaskConfig) -> Result<Self, CliError> {
         let (Some(train), Some(eval)) = (&config.train_file, &config.eval_file) else {
+            ArithmeticTask::check_splits(config.max_operand, &config.operators)
+                .map_err(CliError::Input)?;
             return Ok(Self::Arithmetic(ArithmeticTask::new(config)));
         };
         let fields = DatasetConfig {
@@ -246,6 +299,53 @@ mod tests {
         let error = ProblemSource::new(&config).unwrap_err().to_string();
         assert!(error.contains("eval.jsonl:1"), "{error}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn small_tasks_with_an_empty_split_are_refused_and_the_others_sample_both() {
+        let mut refused = 0;
+        for operators in ["+", "-", "*", "+-", "+-*"] {
+            for max_operand in 1..=6u32 {
+                let config = TaskConfig {
+                    max_operand,
+                    operators: operators.into(),
+                    ..TaskConfig::default()
+                };
+                let task = ArithmeticTask::new(&config);
+                let space = (max_operand * max_operand) as usize * operators.len();
+                match ArithmeticTask::check_splits(max_operand, operators) {
+                    Ok(()) => {
+                        assert_eq!(task.held_out(3, 1).len(), 1);
+                        task.problem(Split::Train, 3, 0);
+                    }
+                    Err(error) => {
+                        refused += 1;
+                        assert!(
+                            error.contains(&format!("task.max_operand = {max_operand}"))
+                                && error.contains("task.operators")
+                                && error.contains("smallest that works"),
+                            "{error}"
+                        );
+                        // Every problem there is lands in the one split that exists.
+                        let seen: std::collections::HashSet<String> =
+                            if error.contains("held-out split") {
+                                (0..2000)
+                                    .map(|i| task.problem(Split::Train, 0, i).question)
+                                    .collect()
+                            } else {
+                                task.held_out(0, space)
+                                    .into_iter()
+                                    .map(|p| p.question)
+                                    .collect()
+                            };
+                        assert_eq!(seen.len(), space, "{error}");
+                        let resolved = ProblemSource::new(&config).unwrap_err();
+                        assert!(resolved.to_string().contains("task.max_operand"));
+                    }
+                }
+            }
+        }
+        assert!(refused > 0, "no small task has an empty split");
     }
 
     #[test]
