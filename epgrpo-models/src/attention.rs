@@ -1,9 +1,9 @@
 //! `Attention`: grouped-query self-attention with HF `rotate_half` RoPE, an additive
 //! (causal + padding) bias and an optional KV cache. Parameter names follow HF checkpoints
-//! (`self_attn.{q,k,v,o}_proj`); Qwen2 gives q/k/v biases. Each projection may carry a LoRA
-//! adapter ([`LoraLinear`]).
+//! (`self_attn.{q,k,v,o}_proj`, Qwen3's `self_attn.{q,k}_norm`); Qwen2 gives q/k/v biases.
+//! Each projection may carry a LoRA adapter ([`LoraLinear`]).
 
-use burn::nn::LinearConfig;
+use burn::nn::{LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
@@ -23,6 +23,10 @@ pub struct Attention<B: Backend> {
     pub v_proj: LoraLinear<B>,
     /// `[heads * head_dim, hidden]`.
     pub o_proj: LoraLinear<B>,
+    /// Qwen3: RMSNorm over each query head (`[head_dim]` weights), before RoPE.
+    pub q_norm: Option<RmsNorm<B>>,
+    /// Qwen3: RMSNorm over each key head, before RoPE.
+    pub k_norm: Option<RmsNorm<B>>,
     /// Query heads.
     pub num_heads: usize,
     /// Key/value heads.
@@ -42,6 +46,13 @@ impl<B: Backend> Attention<B> {
                 .init(device)
                 .into()
         };
+        let head_norm = || {
+            config.qk_norm().then(|| {
+                RmsNormConfig::new(hd)
+                    .with_epsilon(config.rms_norm_eps)
+                    .init(device)
+            })
+        };
         Self {
             q_proj: qkv(heads * hd),
             k_proj: qkv(kv * hd),
@@ -50,6 +61,8 @@ impl<B: Backend> Attention<B> {
                 .with_bias(config.o_bias())
                 .init(device)
                 .into(),
+            q_norm: head_norm(),
+            k_norm: head_norm(),
             num_heads: heads,
             num_kv_heads: kv,
             head_dim: hd,
@@ -73,13 +86,28 @@ impl<B: Backend> Attention<B> {
         cache: Option<(&mut LayerCache<B>, usize)>,
     ) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
-        let heads = |y: Tensor<B, 3>, n: usize| y.reshape([b, t, n, self.head_dim]).swap_dims(1, 2);
-        let q = apply_rope(heads(self.q_proj.forward(x.clone()), self.num_heads), rope);
-        let k = apply_rope(
-            heads(self.k_proj.forward(x.clone()), self.num_kv_heads),
-            rope,
+        // `[batch, seq, n · head_dim]` → `[batch, n, seq, head_dim]`, each head normalised
+        // first where the model has a per-head norm.
+        let heads = |y: Tensor<B, 3>, n: usize, norm: Option<&RmsNorm<B>>| {
+            let y = y.reshape([b, t, n, self.head_dim]);
+            let y = match norm {
+                Some(norm) => norm.forward(y),
+                None => y,
+            };
+            y.swap_dims(1, 2)
+        };
+        let q = heads(
+            self.q_proj.forward(x.clone()),
+            self.num_heads,
+            self.q_norm.as_ref(),
         );
-        let v = heads(self.v_proj.forward(x), self.num_kv_heads);
+        let k = heads(
+            self.k_proj.forward(x.clone()),
+            self.num_kv_heads,
+            self.k_norm.as_ref(),
+        );
+        let (q, k) = (apply_rope(q, rope), apply_rope(k, rope));
+        let v = heads(self.v_proj.forward(x), self.num_kv_heads, None);
         let (k, v) = match cache {
             Some((layer, start)) => layer.append(start, k, v),
             None => (k, v),

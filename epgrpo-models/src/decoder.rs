@@ -82,6 +82,9 @@ pub struct Decoder<B: Backend> {
 
 impl<B: Backend> Decoder<B> {
     /// Randomly initialised decoder (Burn's default initialisers) for `config`.
+    ///
+    /// # Panics
+    /// If `config` does not pass [`DecoderConfig::validate`]'s RoPE check.
     pub fn init(config: &DecoderConfig, device: &B::Device) -> Self {
         let (d, v) = (config.hidden_size, config.vocab_size);
         Self {
@@ -94,7 +97,7 @@ impl<B: Backend> Decoder<B> {
                 .init(device),
             lm_head: (!config.tie_word_embeddings)
                 .then(|| LinearConfig::new(d, v).with_bias(false).init(device)),
-            rope: RotaryEmbedding::new(config.head_dim(), config.rope_theta),
+            rope: RotaryEmbedding::from_config(config),
         }
     }
 

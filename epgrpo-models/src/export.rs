@@ -309,6 +309,27 @@ impl<B: Backend> Tensors<'_, B> {
         self.projection(&format!("{m}.gate_proj"), &mlp.gate_proj, [ff, d], false)?;
         self.projection(&format!("{m}.up_proj"), &mlp.up_proj, [ff, d], false)?;
         self.projection(&format!("{m}.down_proj"), &mlp.down_proj, [d, ff], false)?;
+        let head_norms = [("q_norm", &attn.q_norm), ("k_norm", &attn.k_norm)];
+        for (name, norm) in head_norms {
+            match (norm, config.qk_norm()) {
+                (Some(norm), true) => {
+                    self.vector(&format!("{a}.{name}.weight"), norm.gamma.val(), hd)?
+                }
+                (None, false) => {}
+                (norm, _) => {
+                    return Err(ModelError::InvalidConfig {
+                        file: self.file.with_file_name(CONFIG_FILE),
+                        field: "model_type".into(),
+                        reason: format!(
+                            "{:?} {} per-head norms but the decoder {} `{name}`",
+                            config.model_type,
+                            if config.qk_norm() { "has" } else { "has no" },
+                            if norm.is_some() { "has" } else { "lacks" },
+                        ),
+                    });
+                }
+            }
+        }
         self.vector(
             &format!("{prefix}.input_layernorm.weight"),
             layer.input_layernorm.gamma.val(),

@@ -1,11 +1,12 @@
 //! `epgrpo-models`: the language models that epgrpo trains.
 //!
-//! Llama / Qwen2 / SmolLM2 decoders ([`Decoder`]: RMSNorm, `rotate_half` rotary embeddings,
-//! grouped-query attention, SwiGLU) configured from a Hugging Face `config.json`
-//! ([`DecoderConfig`]), loaded from HF safetensors directories ([`load_decoder`]) or llama.cpp
-//! GGUF files ([`load_gguf`]) and written back as HF directories ([`save_hf_dir`], LoRA
-//! adapters merged), with a preallocated [`KvCache`] for prefill + token-by-token decoding,
-//! and batched sampling of G completions per prompt ([`generate()`]). Text enters and leaves
+//! Llama / Qwen2 / Qwen3 / SmolLM2 decoders ([`Decoder`]: RMSNorm, `rotate_half` rotary
+//! embeddings with HF's RoPE scaling kinds ([`RopeScaling`]), grouped-query attention, SwiGLU)
+//! configured from a Hugging Face `config.json` ([`DecoderConfig`]), loaded from HF safetensors
+//! directories ([`load_decoder`]) or llama.cpp GGUF files ([`load_gguf`]) and written back
+//! as HF directories ([`save_hf_dir`], LoRA adapters merged), with a preallocated [`KvCache`]
+//! for prefill + token-by-token decoding, and batched sampling of G completions per prompt
+//! ([`generate()`]). Text enters and leaves
 //! only through [`TextTokenizer`] (HF `tokenizer.json` or the tokenizer embedded in a GGUF, plus
 //! the ChatML [`ChatTemplate`]). The crate never sees rewards.
 
@@ -33,5 +34,6 @@ pub use kv_cache::KvCache;
 pub use load::{load_decoder, load_gguf};
 pub use lora::{LoraAdapter, LoraConfig, LoraError, LoraLinear, LoraTarget};
 pub use padding::LeftPadding;
+pub use rope::{RopeScaling, YarnScaling};
 pub use sampling::{Draw, Sampling, SequenceRng};
 pub use tokenizer::{ChatMessage, ChatTemplate, TextTokenizer};

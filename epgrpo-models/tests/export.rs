@@ -253,6 +253,7 @@ fn config_round_trips_through_from_file() {
         let arch = match config.model_type {
             epgrpo_models::Arch::Llama => "LlamaForCausalLM",
             epgrpo_models::Arch::Qwen2 => "Qwen2ForCausalLM",
+            epgrpo_models::Arch::Qwen3 => "Qwen3ForCausalLM",
         };
         assert_eq!(json["architectures"], serde_json::json!([arch]), "{name}");
         assert_eq!(json["dtype"], "float32");

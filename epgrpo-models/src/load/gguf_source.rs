@@ -1,7 +1,10 @@
 //! GGUF checkpoints as a [`TensorSource`]: the decoder config comes from the GGUF metadata,
 //! HF tensor names are translated to llama.cpp names (`blk.{i}.attn_q.weight`, …) and the
 //! query/key rows that llama.cpp's converter permuted for its interleaved RoPE (Llama family
-//! only; Qwen2 is stored in HF order) are put back into HF `rotate_half` order.
+//! only; Qwen2 and Qwen3 are stored in HF order) are put back into HF `rotate_half` order.
+//! RoPE scaling comes from `{arch}.rope.scaling.*` (`linear`, `yarn`); metadata or tensors
+//! that would change the computation in ways not implemented (per-frequency `rope_freqs`,
+//! yarn's llama.cpp-only multipliers, partial rotary dimensions) are refused by name.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -16,7 +19,7 @@ use crate::load::hf_dir::decoder_from_source;
 use crate::load::source::{HostTensor, TensorSource};
 
 /// Per-layer HF name suffixes and their llama.cpp spellings.
-const LAYER_NAMES: [(&str, &str); 9] = [
+const LAYER_NAMES: [(&str, &str); 11] = [
     ("self_attn.q_proj", "attn_q"),
     ("self_attn.k_proj", "attn_k"),
     ("self_attn.v_proj", "attn_v"),
@@ -26,6 +29,8 @@ const LAYER_NAMES: [(&str, &str); 9] = [
     ("mlp.down_proj", "ffn_down"),
     ("input_layernorm", "attn_norm"),
     ("post_attention_layernorm", "ffn_norm"),
+    ("self_attn.q_norm", "attn_q_norm"),
+    ("self_attn.k_norm", "attn_k_norm"),
 ];
 
 /// Model-level HF names and their llama.cpp spellings.
@@ -76,13 +81,19 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<DecoderConfig, ModelError> {
     let model_type = match arch_name {
         "llama" => Arch::Llama,
         "qwen2" => Arch::Qwen2,
+        "qwen3" => Arch::Qwen3,
         other => {
             return Err(ModelError::InvalidConfig {
                 file: file.path().to_path_buf(),
                 field: "general.architecture".into(),
-                reason: format!("`{other}` is not supported (llama, qwen2)"),
+                reason: format!("`{other}` is not supported (llama, qwen2, qwen3)"),
             });
         }
+    };
+    let refuse = |field: &str, reason: &str| ModelError::InvalidConfig {
+        file: file.path().to_path_buf(),
+        field: field.to_string(),
+        reason: reason.to_string(),
     };
     let get = |key: &str| file.metadata.get(&format!("{arch_name}.{key}"));
     let int = |key: &str| {
@@ -114,10 +125,14 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<DecoderConfig, ModelError> {
             .and_then(|t| t.dims.get(1).copied()),
     }
     .ok_or_else(|| missing(&format!("{arch_name}.vocab_size"), "non-negative integer"))?;
-    let rope_scaling = get("rope.scaling.type")
-        .and_then(GgufValue::as_str)
-        .filter(|t| *t != "none")
-        .map(|t| serde_json::json!({ "rope_type": t }));
+    if file.tensors.contains_key("rope_freqs.weight") {
+        return Err(refuse(
+            "rope_freqs.weight",
+            "per-frequency RoPE factors (how llama.cpp stores Llama 3 scaling) are not \
+             implemented; load the Hugging Face checkpoint instead",
+        ));
+    }
+    let rope_scaling = rope_scaling_from_gguf(file, arch_name)?;
     let num_attention_heads = int("attention.head_count")?;
     let config = DecoderConfig {
         model_type,
@@ -127,14 +142,21 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<DecoderConfig, ModelError> {
         num_hidden_layers: int("block_count")?,
         num_attention_heads,
         num_key_value_heads: Some(int("attention.head_count_kv").unwrap_or(num_attention_heads)),
-        head_dim: int("attention.key_length").ok(),
+        head_dim: match model_type {
+            // A Qwen3 GGUF without `key_length` has transformers' default width.
+            Arch::Llama | Arch::Qwen2 => int("attention.key_length").ok(),
+            Arch::Qwen3 => Some(
+                int("attention.key_length")
+                    .unwrap_or(int("embedding_length")? / num_attention_heads.max(1)),
+            ),
+        },
         rms_norm_eps: float("attention.layer_norm_rms_epsilon")?,
         rope_theta: float("rope.freq_base").unwrap_or(10_000.0),
         rope_scaling,
         rope_parameters: None,
         tie_word_embeddings: !file.tensors.contains_key("output.weight"),
         max_position_embeddings: int("context_length")?,
-        attention_bias: model_type == Arch::Llama && file.tensors.contains_key("blk.0.attn_q.bias"),
+        attention_bias: model_type != Arch::Qwen2 && file.tensors.contains_key("blk.0.attn_q.bias"),
         mlp_bias: false,
         hidden_act: "silu".into(),
         use_sliding_window: false,
@@ -142,7 +164,81 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<DecoderConfig, ModelError> {
         eos_token_id: token_id("tokenizer.ggml.eos_token_id").map(TokenIds::One),
     };
     config.validate(file.path())?;
+    let head_dim = config.head_dim();
+    for key in ["attention.value_length", "rope.dimension_count"] {
+        if let Some(v) = get(key).and_then(GgufValue::as_u64)
+            && v as usize != head_dim
+        {
+            return Err(refuse(
+                &format!("{arch_name}.{key}"),
+                &format!("{v} differs from the head width {head_dim}: not implemented"),
+            ));
+        }
+    }
     Ok(config)
+}
+
+/// The HF `rope_scaling` block equivalent to `{arch}.rope.scaling.*`, `None` without scaling.
+fn rope_scaling_from_gguf(
+    file: &GgufFile,
+    arch: &str,
+) -> Result<Option<serde_json::Value>, ModelError> {
+    let prefix = format!("{arch}.rope.scaling.");
+    let refuse = |key: &str, reason: String| ModelError::InvalidConfig {
+        file: file.path().to_path_buf(),
+        field: format!("{prefix}{key}"),
+        reason,
+    };
+    let kind = file
+        .metadata
+        .get(&format!("{prefix}type"))
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| refuse("type", format!("{v:?} is not a string")))
+        })
+        .transpose()?;
+    let mut block = serde_json::Map::new();
+    for (key, value) in &file.metadata {
+        let Some(key) = key.strip_prefix(&prefix) else {
+            continue;
+        };
+        let hf_key = match key {
+            "type" | "finetuned" => continue,
+            "factor" => "factor",
+            "original_context_length" => "original_max_position_embeddings",
+            "yarn_beta_fast" => "beta_fast",
+            "yarn_beta_slow" => "beta_slow",
+            other => {
+                return Err(refuse(
+                    other,
+                    "this llama.cpp RoPE scaling parameter is not implemented".into(),
+                ));
+            }
+        };
+        let number = value
+            .as_f64()
+            .ok_or_else(|| refuse(key, format!("{value:?} is not a number")))?;
+        block.insert(hf_key.into(), number.into());
+    }
+    match kind {
+        None | Some("none") => {
+            if let Some(key) = block.keys().next() {
+                return Err(refuse(
+                    "type",
+                    format!("is missing or `none` but `{key}` is given"),
+                ));
+            }
+            Ok(None)
+        }
+        Some(kind @ ("linear" | "yarn")) => {
+            block.insert("rope_type".into(), kind.into());
+            Ok(Some(serde_json::Value::Object(block)))
+        }
+        Some(other) => Err(refuse(
+            "type",
+            format!("`{other}` is not implemented (none, linear, yarn)"),
+        )),
+    }
 }
 
 /// Tensors of a GGUF file, asked for by HF name.
@@ -159,7 +255,7 @@ impl GgufSource {
     pub fn new(file: GgufFile, config: &DecoderConfig) -> Self {
         let unpermute = match config.model_type {
             Arch::Llama => Some((config.num_attention_heads, config.num_kv_heads())),
-            Arch::Qwen2 => None,
+            Arch::Qwen2 | Arch::Qwen3 => None,
         };
         let untaken = file.tensors.keys().cloned().collect();
         Self {
@@ -259,6 +355,10 @@ mod tests {
                 "blk.0.ffn_norm.weight",
             ),
             ("lm_head.weight", "output.weight"),
+            (
+                "model.layers.1.self_attn.k_norm.weight",
+                "blk.1.attn_k_norm.weight",
+            ),
         ];
         for (hf, gguf) in pairs {
             assert_eq!(gguf_name(hf).as_deref(), Some(gguf));

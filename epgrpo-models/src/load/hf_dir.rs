@@ -60,7 +60,7 @@ pub fn decoder_from_source<B: Backend, S: TensorSource>(
         layers,
         norm,
         lm_head,
-        rope: RotaryEmbedding::new(config.head_dim(), config.rope_theta),
+        rope: RotaryEmbedding::from_config(config),
     })
 }
 
@@ -114,8 +114,19 @@ impl<B: Backend, S: TensorSource> Loader<'_, B, S> {
         })
     }
 
+    /// `{prefix}.weight` of width `hidden_size`.
     fn norm(&mut self, prefix: &str, config: &DecoderConfig) -> Result<RmsNorm<B>, ModelError> {
-        let gamma = self.take(&format!("{prefix}.weight"), &[config.hidden_size])?;
+        self.norm_of(prefix, config.hidden_size, config)
+    }
+
+    /// `{prefix}.weight` of width `width` (a per-head norm has `head_dim`).
+    fn norm_of(
+        &mut self,
+        prefix: &str,
+        width: usize,
+        config: &DecoderConfig,
+    ) -> Result<RmsNorm<B>, ModelError> {
+        let gamma = self.take(&format!("{prefix}.weight"), &[width])?;
         Ok(RmsNorm {
             gamma: Param::from_tensor(gamma),
             epsilon: config.rms_norm_eps,
@@ -133,6 +144,12 @@ impl<B: Backend, S: TensorSource> Loader<'_, B, S> {
         let attn = format!("{prefix}.self_attn");
         // Buffers some older checkpoints carry; recomputed from the config.
         self.source.skip(&format!("{attn}.rotary_emb.inv_freq"));
+        let head_norm = |loader: &mut Self, name: &str| {
+            config
+                .qk_norm()
+                .then(|| loader.norm_of(&format!("{attn}.{name}"), hd, config))
+                .transpose()
+        };
         let self_attn = Attention {
             q_proj: self
                 .linear(&format!("{attn}.q_proj"), d, heads * hd, qkv_bias)?
@@ -146,6 +163,8 @@ impl<B: Backend, S: TensorSource> Loader<'_, B, S> {
             o_proj: self
                 .linear(&format!("{attn}.o_proj"), heads * hd, d, config.o_bias())?
                 .into(),
+            q_norm: head_norm(self, "q_norm")?,
+            k_norm: head_norm(self, "k_norm")?,
             num_heads: heads,
             num_kv_heads: kv,
             head_dim: hd,
