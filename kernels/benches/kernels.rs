@@ -58,16 +58,13 @@ type Rows = Vec<String>;
 /// The E1 and E2–E12 rows of backend `B` for the tables named in `tables`.
 fn rows_for<B: KernelBackend>(name: &str, config: &BenchConfig, tables: &[String]) -> (Rows, Rows) {
     let wants = |t: &str| tables.iter().any(|x| x == t);
-    let logp = if wants("logp") {
-        logp_entropy_rows::<B>(name, config)
-    } else {
-        Vec::new()
-    };
-    let advantages = if wants("advantages") {
-        advantages_rows::<B>(name, config)
-    } else {
-        Vec::new()
-    };
+    let (mut logp, mut advantages) = (Vec::new(), Vec::new());
+    if wants("logp") {
+        logp_entropy_rows::<B>(name, config, &mut |row| logp.push(row));
+    }
+    if wants("advantages") {
+        advantages_rows::<B>(name, config, &mut |row| advantages.push(row));
+    }
     (logp, advantages)
 }
 

@@ -1,5 +1,6 @@
 //! [`KernelBackend`] for `Autodiff<B, C>`: the inner backend's fused forward plus one
-//! hand-written backward node for E1, and the inner backend's advantages (E2–E12) as constants.
+//! hand-written backward node for E1, the inner backend's advantages (E2–E12) as constants, and
+//! the product's node from `matmul_backward`.
 //!
 //! `logp` and `H` come from a single graph node whose output is the `[N, 2]` stack
 //! `[logp | H]`; the two public outputs are column slices of it, so when a loss uses both, their
@@ -23,7 +24,7 @@ use burn::tensor::{
 };
 
 use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs};
-use crate::{KernelBackend, TokenStats, float};
+use crate::{KernelBackend, TokenStats, float, matmul_backward};
 
 /// Backward node of E1: `d(g_lp · logp + g_H · H)/d logits`.
 #[derive(Debug)]
@@ -162,6 +163,11 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
             outcome: Tensor::from_inner(inner.outcome),
             zero_variance: Tensor::from_inner(inner.zero_variance),
         }
+    }
+
+    /// The inner backend's product plus a backward node of two more products.
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        matmul_backward::matmul::<B, C>(lhs, rhs)
     }
 }
 

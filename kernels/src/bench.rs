@@ -1,6 +1,6 @@
 //! Benchmark tables of the fused kernels against the unfused plain-Burn formulations, shared by
-//! the benchmark binary (`benches/kernels.rs`) and `epgrpo bench kernels`. The functions return
-//! Markdown rows; the callers print them.
+//! the benchmark binary (`benches/kernels.rs`) and `epgrpo bench kernels`. The functions hand
+//! each Markdown row to a callback as soon as it is measured; the callers print them.
 //!
 //! Every timed call gets fresh inputs drawn on the device (not timed), and the device is synced
 //! before and after it; the reported time is the median over the timed calls, after one untimed
@@ -40,9 +40,23 @@ pub struct BenchConfig {
     pub buckets: usize,
 }
 
+impl BenchConfig {
+    /// Sizes for a CPU: N = 512 rows with V = 32,000 and 151,936; B = 16 groups of G = 8
+    /// responses of L = 1,024 tokens with K = 10 buckets; 3 timed calls. The whole run takes
+    /// about a minute on two cores (the GPU sizes of [`BenchConfig::default`] took over ten).
+    pub fn cpu() -> Self {
+        Self {
+            rows: 512,
+            iters: 3,
+            groups: 16,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for BenchConfig {
-    /// N = 8,192 rows with V = 32,000 and 151,936; B = 64 groups of G = 8 responses of
-    /// L = 1,024 tokens with K = 10 buckets; 5 timed calls.
+    /// GPU sizes: N = 8,192 rows with V = 32,000 and 151,936; B = 64 groups of G = 8 responses
+    /// of L = 1,024 tokens with K = 10 buckets; 5 timed calls.
     fn default() -> Self {
         Self {
             rows: 8192,
@@ -184,10 +198,14 @@ fn time_logp_entropy<B: KernelBackend>(
 }
 
 /// E1 rows: fused `token_logp_entropy` against `log_softmax` + `gather` + `sum`, forward and
-/// forward + backward, for every vocabulary of `config`, on backend `B` named `backend`.
-pub fn logp_entropy_rows<B: KernelBackend>(backend: &str, config: &BenchConfig) -> Vec<String> {
+/// forward + backward, for every vocabulary of `config`, on backend `B` named `backend`; `emit`
+/// receives each row as soon as it is measured.
+pub fn logp_entropy_rows<B: KernelBackend>(
+    backend: &str,
+    config: &BenchConfig,
+    emit: &mut impl FnMut(String),
+) {
     let device = B::Device::default();
-    let mut rows = Vec::new();
     for &vocab in &config.vocabs {
         for variant in LogpVariant::ALL {
             if !variant.fused() && !config.unfused {
@@ -195,7 +213,7 @@ pub fn logp_entropy_rows<B: KernelBackend>(backend: &str, config: &BenchConfig) 
             }
             let ms = time_logp_entropy::<B>(variant, config.rows, vocab, config.iters, &device);
             let bytes = (config.rows * vocab * 4) as f64;
-            rows.push(format!(
+            emit(format!(
                 "| {backend} | {} | {vocab} | {} | {ms:.2} | {:.3} | {:.1} |",
                 config.rows,
                 variant.label(),
@@ -204,7 +222,6 @@ pub fn logp_entropy_rows<B: KernelBackend>(backend: &str, config: &BenchConfig) 
             ));
         }
     }
-    rows
 }
 
 /// EP-GRPO's default hyperparameters (spec §5) with K buckets.
@@ -257,8 +274,12 @@ fn advantage_mask<B: Backend>(b: usize, g: usize, l: usize, device: &B::Device) 
 
 /// E2–E12 rows: the backend's `group_advantages` (one CubeCL kernel on the GPU backends)
 /// against the plain-Burn composition, for EP-GRPO with the spec's defaults, on backend `B`
-/// named `backend`.
-pub fn advantages_rows<B: KernelBackend>(backend: &str, config: &BenchConfig) -> Vec<String> {
+/// named `backend`; `emit` receives each row as soon as it is measured.
+pub fn advantages_rows<B: KernelBackend>(
+    backend: &str,
+    config: &BenchConfig,
+    emit: &mut impl FnMut(String),
+) {
     let device = B::Device::default();
     let (b, g, l, k) = (
         config.groups,
@@ -269,7 +290,6 @@ pub fn advantages_rows<B: KernelBackend>(backend: &str, config: &BenchConfig) ->
     let mask = advantage_mask::<B>(b, g, l, &device);
     let params = ep_grpo_params(k);
     let tokens = b * g * l;
-    let mut rows = Vec::new();
     for fused in [true, false] {
         if !fused && !config.unfused {
             continue;
@@ -290,12 +310,11 @@ pub fn advantages_rows<B: KernelBackend>(backend: &str, config: &BenchConfig) ->
         } else {
             2 * tokens * k * 4
         };
-        rows.push(format!(
+        emit(format!(
             "| {backend} | {b} × {g} × {l} | {k} | {} | {ms:.2} | {:.3} | {:.1} |",
             if fused { "fused" } else { "plain Burn ops" },
             tokens as f64 / (ms * 1e-3) / 1e6,
             extra as f64 / 1e6,
         ));
     }
-    rows
 }

@@ -1,6 +1,6 @@
 //! [`KernelBackend`] for the CPU backend (NdArray): the plain-Burn formulas of
 //! [`crate::reference`] (E1, which materialise `[N, V]` intermediates) and
-//! [`crate::advantage::plain`] (E2–E12).
+//! [`crate::advantage::plain`] (E2–E12), and the strided `gemm` product of [`crate::gemm`].
 
 use burn::backend::{
     NdArray,
@@ -12,7 +12,7 @@ use burn::tensor::{
 };
 
 use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs, plain};
-use crate::{KernelBackend, TokenStats, float, reference};
+use crate::{KernelBackend, TokenStats, float, gemm, reference};
 
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> KernelBackend
     for NdArray<E, I, Q>
@@ -64,5 +64,9 @@ where
         params: &AdvantageParams,
     ) -> GroupAdvantages<Self> {
         plain::group_advantages(inputs, params)
+    }
+
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        gemm::matmul(lhs, rhs)
     }
 }

@@ -10,6 +10,11 @@
 //! | `NdArray` (always built) | plain Burn tensor ops from [`reference`](mod@reference) and [`advantage::plain`] |
 //! | `Autodiff<B, C>` | the inner backend's forward plus a hand-written backward node (E1); the inner backend's advantages, untracked (E2–E12) |
 //!
+//! [`matmul`], the product behind the decoder's projections, attention and head, is Burn's own
+//! on the CubeCL backends and the `gemm` crate's strided micro-kernels on NdArray (see
+//! `gemm.rs`: no operand copies, AVX-512 where the CPU has it), with a backward node of two
+//! more products on `Autodiff<B, C>`.
+//!
 //! # E1 semantics (all implementations)
 //!
 //! With `z = logits / T`: `logp = z[target] − logsumexp(z)`, `H = −Σ_v p_v log p_v`,
@@ -29,6 +34,8 @@ mod autodiff;
 mod cpu;
 #[cfg(feature = "cube")]
 mod cube;
+mod gemm;
+mod matmul_backward;
 
 use advantage::{AdvantageParams, GroupAdvantages, GroupInputs};
 use burn::tensor::{
@@ -84,10 +91,30 @@ pub trait KernelBackend: Backend {
         inputs: GroupInputs<Self>,
         params: &AdvantageParams,
     ) -> GroupAdvantages<Self>;
+
+    /// Matrix product over the last two axes, `[.., m, k] × [.., k, n] → [.., m, n]`, with
+    /// equal leading (batch) axes: no broadcasting. Either operand may be a strided view, such
+    /// as a transpose. On NdArray the sums run in a fixed order (the same bits on every call).
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// `lhs · rhs` over the last two axes (see [`KernelBackend::matmul`]): `[.., m, k] ×
+/// [.., k, n] → [.., m, n]` with equal leading axes. Differentiable on an autodiff backend.
+///
+/// # Panics
+/// When the leading axes or the inner sizes differ.
+pub fn matmul<B: KernelBackend, const D: usize>(
+    lhs: Tensor<B, D>,
+    rhs: Tensor<B, D>,
+) -> Tensor<B, D> {
+    float(B::matmul(
+        lhs.into_primitive().tensor(),
+        rhs.into_primitive().tensor(),
+    ))
 }
 
 /// E1, fused: `(logp [N], entropy [N])` of `logits [N, V]` at temperature `T`, with

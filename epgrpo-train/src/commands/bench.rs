@@ -57,30 +57,36 @@ pub enum BenchTarget {
     Kernels(KernelBenchArgs),
 }
 
-/// Options of `epgrpo bench kernels`.
+/// Options of `epgrpo bench kernels`. Unset sizes come from the device: on the CPU those of
+/// `BenchConfig::cpu` (N = 512, B = 16, 3 timed calls), on a GPU, or with `--gpu-sizes`, those
+/// of `BenchConfig::default` (N = 8,192, B = 64, 5 timed calls); V = 32,000 and 151,936,
+/// G = 8, L = 1,024 and K = 10 on both.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KernelBenchArgs {
     /// Logit rows N.
-    #[arg(long, default_value_t = 8192)]
-    pub rows: usize,
+    #[arg(long)]
+    pub rows: Option<usize>,
     /// Vocabulary sizes V (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = [32_000, 151_936])]
-    pub vocabs: Vec<usize>,
+    #[arg(long, value_delimiter = ',')]
+    pub vocabs: Option<Vec<usize>>,
     /// Prompt groups B of the advantage benchmark.
-    #[arg(long, default_value_t = 64)]
-    pub groups: usize,
+    #[arg(long)]
+    pub groups: Option<usize>,
     /// Responses per group G.
-    #[arg(long, default_value_t = 8)]
-    pub group_size: usize,
+    #[arg(long)]
+    pub group_size: Option<usize>,
     /// Padded response length L.
-    #[arg(long, default_value_t = 1024)]
-    pub length: usize,
+    #[arg(long)]
+    pub length: Option<usize>,
     /// Progress buckets K.
-    #[arg(long, default_value_t = 10)]
-    pub buckets: usize,
+    #[arg(long)]
+    pub buckets: Option<usize>,
     /// Timed calls per cell (after one warm-up).
-    #[arg(long, default_value_t = 5)]
-    pub iters: usize,
+    #[arg(long)]
+    pub iters: Option<usize>,
+    /// Start from the GPU sizes even on the CPU.
+    #[arg(long)]
+    pub gpu_sizes: bool,
     /// Skip the unfused side (it needs several N × V buffers).
     #[arg(long)]
     pub fused_only: bool,
@@ -112,33 +118,55 @@ pub fn run(args: BenchArgs) -> Result<String, CliError> {
 
 struct Bench(BenchArgs);
 
-/// `epgrpo bench kernels`: the two tables of `epgrpo_kernels::bench` for one device.
+/// `epgrpo bench kernels`: the two tables of `epgrpo_kernels::bench` for one device, printed
+/// row by row as they are measured; returns the line naming the sizes.
 fn run_kernels(args: KernelBenchArgs) -> Result<String, CliError> {
-    if args.rows == 0
-        || args.vocabs.contains(&0)
-        || args.groups == 0
-        || args.group_size == 0
-        || args.length == 0
-        || args.buckets == 0
-        || args.iters == 0
+    let device = args.device;
+    let preset = if device == DeviceKind::Cpu && !args.gpu_sizes {
+        BenchConfig::cpu()
+    } else {
+        BenchConfig::default()
+    };
+    let config = BenchConfig {
+        rows: args.rows.unwrap_or(preset.rows),
+        vocabs: args.vocabs.unwrap_or(preset.vocabs),
+        iters: args.iters.unwrap_or(preset.iters),
+        unfused: !args.fused_only,
+        groups: args.groups.unwrap_or(preset.groups),
+        group_size: args.group_size.unwrap_or(preset.group_size),
+        length: args.length.unwrap_or(preset.length),
+        buckets: args.buckets.unwrap_or(preset.buckets),
+    };
+    if config.rows == 0
+        || config.vocabs.is_empty()
+        || config.vocabs.contains(&0)
+        || config.groups == 0
+        || config.group_size == 0
+        || config.length == 0
+        || config.buckets == 0
+        || config.iters == 0
     {
         return Err(CliError::Input(
             "--rows, --vocabs, --groups, --group-size, --length, --buckets and --iters must be ≥ 1"
                 .into(),
         ));
     }
-    let device = args.device;
-    let config = BenchConfig {
-        rows: args.rows,
-        vocabs: args.vocabs,
-        iters: args.iters,
-        unfused: !args.fused_only,
-        groups: args.groups,
-        group_size: args.group_size,
-        length: args.length,
-        buckets: args.buckets,
-    };
-    run_on(device, KernelBench { device, config })
+    let note = format!(
+        "sizes: N = {}, V = {:?}, B × G × L = {} × {} × {}, K = {}{}",
+        config.rows,
+        config.vocabs,
+        config.groups,
+        config.group_size,
+        config.length,
+        config.buckets,
+        if device == DeviceKind::Cpu && !args.gpu_sizes {
+            " (CPU sizes; --gpu-sizes for N = 8192, B = 64)"
+        } else {
+            ""
+        }
+    );
+    run_on(device, KernelBench { device, config })?;
+    Ok(note)
 }
 
 struct KernelBench {
@@ -147,28 +175,27 @@ struct KernelBench {
 }
 
 impl BackendJob for KernelBench {
-    type Output = String;
+    type Output = ();
 
-    fn run<B>(self, _device: B::Device) -> Result<String, CliError>
+    fn run<B>(self, _device: B::Device) -> Result<(), CliError>
     where
         B: AutodiffBackend + KernelBackend,
         B::InnerBackend: KernelBackend,
     {
         let (name, config) = (self.device.name(), &self.config);
-        let logp = logp_entropy_rows::<B::InnerBackend>(name, config);
-        let advantages = advantages_rows::<B::InnerBackend>(name, config);
-        let table = |header: [String; 2], rows: Vec<String>| {
-            header
-                .into_iter()
-                .chain(rows)
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        Ok(format!(
-            "{}\n\n{}",
-            table(logp_entropy_header(config.iters), logp),
-            table(advantages_header(config.iters), advantages)
-        ))
+        // A CPU run takes minutes: each row goes out as soon as it is measured.
+        let mut print = |line: String| println!("{line}");
+        logp_entropy_header(config.iters)
+            .into_iter()
+            .for_each(&mut print);
+        logp_entropy_rows::<B::InnerBackend>(name, config, &mut print);
+        println!();
+        advantages_header(config.iters)
+            .into_iter()
+            .for_each(&mut print);
+        advantages_rows::<B::InnerBackend>(name, config, &mut print);
+        println!();
+        Ok(())
     }
 }
 

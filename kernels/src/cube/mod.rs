@@ -8,7 +8,7 @@ mod logp_entropy;
 
 use burn::tensor::{
     Shape, TensorMetadata,
-    ops::{FloatTensor, IntTensor},
+    ops::{FloatTensor, FloatTensorOps, IntTensor},
 };
 use burn_cubecl::{
     CubeBackend, CubeRuntime, FloatElement, IntElement, element::BoolElement,
@@ -134,5 +134,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> KernelBack
         params: &AdvantageParams,
     ) -> GroupAdvantages<Self> {
         advantages_launch::group_advantages(inputs, params)
+    }
+
+    /// Burn's own CubeCL matmul (it reads strided operands and autotunes its kernels).
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs)
     }
 }
