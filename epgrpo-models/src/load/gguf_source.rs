@@ -17,6 +17,8 @@ use crate::error::ModelError;
 use crate::load::gguf::{GgufFile, GgufValue};
 use crate::load::hf_dir::decoder_from_source;
 use crate::load::source::{HostTensor, TensorSource};
+#[cfg(test)]
+use crate::rope::RopeScaling;
 
 /// Per-layer HF name suffixes and their llama.cpp spellings.
 const LAYER_NAMES: [(&str, &str); 11] = [
@@ -337,6 +339,130 @@ fn unpermute_rows(values: &[f32], shape: &[usize], heads: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A metadata value for [`gguf_bytes`].
+    enum Meta {
+        Str(&'static str),
+        U32(u32),
+        F32(f32),
+    }
+
+    /// A GGUF v3 file of `qwen3` metadata (a valid tiny config plus `extra`) and F32 tensor
+    /// infos named `tensors` (no data: the config is read from the metadata alone).
+    fn gguf_bytes(extra: &[(&str, Meta)], tensors: &[&str]) -> Vec<u8> {
+        let base = [
+            ("general.architecture", Meta::Str("qwen3")),
+            ("qwen3.block_count", Meta::U32(1)),
+            ("qwen3.context_length", Meta::U32(64)),
+            ("qwen3.embedding_length", Meta::U32(16)),
+            ("qwen3.feed_forward_length", Meta::U32(32)),
+            ("qwen3.attention.head_count", Meta::U32(2)),
+            ("qwen3.attention.key_length", Meta::U32(8)),
+            ("qwen3.attention.layer_norm_rms_epsilon", Meta::F32(1e-6)),
+            ("qwen3.vocab_size", Meta::U32(10)),
+        ];
+        let string = |out: &mut Vec<u8>, s: &str| {
+            out.extend((s.len() as u64).to_le_bytes());
+            out.extend(s.as_bytes());
+        };
+        let mut out = b"GGUF".to_vec();
+        out.extend(3u32.to_le_bytes());
+        out.extend((tensors.len() as u64).to_le_bytes());
+        out.extend(((base.len() + extra.len()) as u64).to_le_bytes());
+        for (key, value) in base.iter().chain(extra) {
+            string(&mut out, key);
+            match value {
+                Meta::Str(s) => {
+                    out.extend(8u32.to_le_bytes());
+                    string(&mut out, s);
+                }
+                Meta::U32(v) => {
+                    out.extend(4u32.to_le_bytes());
+                    out.extend(v.to_le_bytes());
+                }
+                Meta::F32(v) => {
+                    out.extend(6u32.to_le_bytes());
+                    out.extend(v.to_le_bytes());
+                }
+            }
+        }
+        for name in tensors {
+            string(&mut out, name);
+            out.extend(1u32.to_le_bytes());
+            out.extend(4u64.to_le_bytes());
+            out.extend(0u32.to_le_bytes());
+            out.extend(0u64.to_le_bytes());
+        }
+        out
+    }
+
+    fn config(extra: &[(&str, Meta)], tensors: &[&str]) -> Result<DecoderConfig, ModelError> {
+        let file = GgufFile::parse(Path::new("m.gguf"), gguf_bytes(extra, tensors)).unwrap();
+        config_from_gguf(&file)
+    }
+
+    fn refused_field(extra: &[(&str, Meta)], tensors: &[&str]) -> String {
+        match config(extra, tensors) {
+            Err(ModelError::InvalidConfig { field, .. }) => field,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn qwen3_metadata_gives_head_dim_norms_and_scaling() {
+        let c = config(&[], &[]).unwrap();
+        assert_eq!(
+            (c.model_type, c.head_dim(), c.qk_norm()),
+            (Arch::Qwen3, 8, true)
+        );
+        assert_eq!(c.rope_scaling_kind().unwrap(), RopeScaling::Default);
+        let yarn = [
+            ("qwen3.rope.scaling.type", Meta::Str("yarn")),
+            ("qwen3.rope.scaling.factor", Meta::F32(4.0)),
+            ("qwen3.rope.scaling.original_context_length", Meta::U32(32)),
+            ("qwen3.rope.scaling.yarn_beta_fast", Meta::F32(16.0)),
+        ];
+        let RopeScaling::Yarn(y) = config(&yarn, &[]).unwrap().rope_scaling_kind().unwrap() else {
+            panic!("not yarn");
+        };
+        assert_eq!((y.factor, y.original_max_positions), (4.0, 32));
+        assert_eq!((y.beta_fast, y.beta_slow), (16.0, 1.0));
+        let linear = [
+            ("qwen3.rope.scaling.type", Meta::Str("linear")),
+            ("qwen3.rope.scaling.factor", Meta::F32(2.0)),
+        ];
+        assert_eq!(
+            config(&linear, &[]).unwrap().rope_scaling_kind().unwrap(),
+            RopeScaling::Linear { factor: 2.0 }
+        );
+    }
+
+    #[test]
+    fn unimplemented_rope_metadata_is_refused_by_name() {
+        let longrope = [("qwen3.rope.scaling.type", Meta::Str("longrope"))];
+        assert_eq!(refused_field(&longrope, &[]), "qwen3.rope.scaling.type");
+        let attn = [
+            ("qwen3.rope.scaling.type", Meta::Str("yarn")),
+            ("qwen3.rope.scaling.factor", Meta::F32(4.0)),
+            ("qwen3.rope.scaling.attn_factor", Meta::F32(1.2)),
+        ];
+        assert_eq!(refused_field(&attn, &[]), "qwen3.rope.scaling.attn_factor");
+        let orphan = [("qwen3.rope.scaling.factor", Meta::F32(4.0))];
+        assert_eq!(refused_field(&orphan, &[]), "qwen3.rope.scaling.type");
+        let partial = [("qwen3.rope.dimension_count", Meta::U32(4))];
+        assert_eq!(refused_field(&partial, &[]), "qwen3.rope.dimension_count");
+        assert_eq!(
+            refused_field(&[], &["rope_freqs.weight"]),
+            "rope_freqs.weight"
+        );
+        let other = [("general.architecture", Meta::Str("gemma3"))];
+        let file = GgufFile::parse(Path::new("m.gguf"), gguf_bytes(&other, &[])).unwrap();
+        // The later duplicate key wins in the metadata map.
+        assert!(matches!(
+            config_from_gguf(&file),
+            Err(ModelError::InvalidConfig { field, .. }) if field == "general.architecture"
+        ));
+    }
 
     #[test]
     fn names_translate_to_llama_cpp() {
