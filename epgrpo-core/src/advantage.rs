@@ -11,7 +11,7 @@ use epgrpo_kernels::KernelBackend;
 use epgrpo_kernels::advantage::{GroupInputs, group_advantages};
 use serde::Serialize;
 
-use crate::config::{AlgorithmConfig, TokenWeighting};
+use crate::config::{AlgorithmConfig, GateNormalization, TokenWeighting};
 use crate::gate::top_entropy_mask;
 use crate::groups::{GroupTensors, ResponseGroup};
 
@@ -46,14 +46,50 @@ pub fn token_advantages<B: KernelBackend>(
             let outcome = out.outcome.clone().unsqueeze_dim::<3>(2).expand(dims);
             (weight.clone() * outcome, weight)
         }
-        TokenWeighting::Uniform | TokenWeighting::EntropyProgress => {
-            (out.advantages, out.token_weight)
-        }
+        TokenWeighting::Uniform => (out.advantages, out.token_weight),
+        TokenWeighting::EntropyProgress => match config.gate_normalization {
+            GateNormalization::Raw => (out.advantages, out.token_weight),
+            GateNormalization::MeanOne => {
+                let normalized = mean_one_gate(&out, &batch.mask, config.gate_progress);
+                return normalized;
+            }
+        },
     };
     TokenAdvantages {
         advantages,
         token_weight,
         ..out
+    }
+}
+
+/// `gate_normalization = "mean_one"`: W' = W / mean(W) over each group's valid tokens, applied
+/// after E12 where W enters: the outcome term W·Â_i, and the progress term when the gate
+/// multiplies it (A6). Groups without valid tokens are left as they are.
+fn mean_one_gate<B: Backend>(
+    out: &TokenAdvantages<B>,
+    mask: &Tensor<B, 3>,
+    gate_progress: bool,
+) -> TokenAdvantages<B> {
+    let dims = out.token_weight.dims();
+    let mask = mask.clone().detach();
+    let tokens = mask.clone().sum_dim(2).sum_dim(1);
+    let gate_sum = (out.token_weight.clone() * mask.clone())
+        .sum_dim(2)
+        .sum_dim(1);
+    let empty = tokens.clone().lower_equal_elem(0.0);
+    let mean = (gate_sum / tokens.clamp_min(1.0)).mask_fill(empty, 1.0);
+    let scale = mean.recip().expand(dims);
+    let outcome_term = (out.advantages.clone() - out.progress.clone()) * scale.clone();
+    let progress = if gate_progress {
+        out.progress.clone() * scale.clone()
+    } else {
+        out.progress.clone()
+    };
+    TokenAdvantages {
+        advantages: outcome_term + progress.clone(),
+        token_weight: out.token_weight.clone() * scale * mask,
+        progress,
+        ..out.clone()
     }
 }
 

@@ -35,6 +35,11 @@ pub enum Algorithm {
     /// EP-GRPO: entropy-gated outcome term plus the bucket-normalised implicit process term
     /// (E2–E12).
     EpGrpo,
+    /// CISPO (MiniMax-M1, arXiv 2506.13585): GRPO advantages, every token trained through
+    /// sg(clip(ρ, 1 − ε_low, 1 + ε_high)) · Â · log π_θ (the importance weight is clipped and
+    /// detached, so no token's gradient is dropped), token-mean. Default ε_low = 1 (no lower
+    /// bound, as the paper), ε_high = 0.28.
+    Cispo,
 }
 
 impl Algorithm {
@@ -47,6 +52,7 @@ impl Algorithm {
             Algorithm::EntropyMask => "entropy_mask",
             Algorithm::Gspo => "gspo",
             Algorithm::EpGrpo => "ep_grpo",
+            Algorithm::Cispo => "cispo",
         }
     }
 }
@@ -90,6 +96,27 @@ pub enum TokenWeighting {
     EntropyProgress,
 }
 
+/// What the importance ratio does in the per-token objective (E14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surrogate {
+    /// PPO's min(ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â): a clipped token has no gradient.
+    ClippedRatio,
+    /// CISPO's sg(clip(ρ, 1 − ε_low, 1 + ε_high)) · Â · lp_θ: the clipped, detached ratio
+    /// weighs a REINFORCE term, so every token keeps a gradient.
+    ClippedWeight,
+}
+
+/// How EP-GRPO's gate W enters the advantage (E3, E12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateNormalization {
+    /// W = σ(γ z) as it is, mean ≈ 0.5: the outcome term takes about half of GRPO's step.
+    Raw,
+    /// W divided by its mean over the group's valid tokens, so it averages 1 in every group
+    /// (as the public ERPO reimplementation does); it reweights tokens without shrinking the step.
+    MeanOne,
+}
+
 /// Level at which the importance ratio is formed (E14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RatioLevel {
@@ -105,7 +132,8 @@ pub enum RatioLevel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlgorithmConfig {
-    /// Method: `grpo`, `dr_grpo`, `dapo`, `entropy_mask`, `gspo` or `ep_grpo`. Default `ep_grpo`.
+    /// Method: `grpo`, `dr_grpo`, `dapo`, `entropy_mask`, `gspo`, `cispo` or `ep_grpo`. Default
+    /// `ep_grpo`.
     pub name: Algorithm,
     /// Responses sampled per prompt, G. Default 8 (EP-GRPO paper). Must be ≥ 2 for the
     /// outcome-only methods, whose advantages are all zero with one response.
@@ -116,6 +144,12 @@ pub struct AlgorithmConfig {
     pub lambda: f64,
     /// α, weight of the progress term (E11). Default 1.0; 0 leaves the gated outcome term.
     pub alpha: f64,
+    /// A7: RL steps over which α rises linearly to its value (α_s = α · min(1, (s + 1) / n) at
+    /// 0-based step s). Default 0: α from the first step.
+    pub alpha_warmup_steps: usize,
+    /// How the gate W enters E12: `raw` (the spec, default) or `mean_one` (W divided by its
+    /// mean over the group's valid tokens).
+    pub gate_normalization: GateNormalization,
     /// θ_reward, threshold that gives the polarity of zero-variance groups, d = sign(r − θ)
     /// (E7). Default 0.5 (binary rewards).
     pub theta_reward: f64,
@@ -163,6 +197,8 @@ impl Default for AlgorithmConfig {
             gamma: 1.0,
             lambda: 1.0,
             alpha: 1.0,
+            alpha_warmup_steps: 0,
+            gate_normalization: GateNormalization::Raw,
             theta_reward: 0.5,
             num_buckets: 10,
             eps_entropy: 1e-6,
@@ -247,8 +283,8 @@ impl AlgorithmConfig {
         );
         if let Some(low) = self.epsilon_low {
             check(
-                (0.0..1.0).contains(&low),
-                format!("algorithm.epsilon_low must be in [0, 1) (got {low})"),
+                (0.0..=1.0).contains(&low),
+                format!("algorithm.epsilon_low must be in [0, 1] (got {low})"),
             );
         }
         if let Some(high) = self.epsilon_high {
@@ -293,6 +329,7 @@ impl AlgorithmConfig {
             | Algorithm::Dapo
             | Algorithm::EntropyMask
             | Algorithm::Gspo
+            | Algorithm::Cispo
             | Algorithm::EpGrpo => OutcomeScale::GroupStd,
         }
     }
@@ -300,9 +337,11 @@ impl AlgorithmConfig {
     /// Token weighting for this method.
     pub fn token_weighting(&self) -> TokenWeighting {
         match self.name {
-            Algorithm::Grpo | Algorithm::DrGrpo | Algorithm::Dapo | Algorithm::Gspo => {
-                TokenWeighting::Uniform
-            }
+            Algorithm::Grpo
+            | Algorithm::DrGrpo
+            | Algorithm::Dapo
+            | Algorithm::Gspo
+            | Algorithm::Cispo => TokenWeighting::Uniform,
             Algorithm::EntropyMask => TokenWeighting::TopEntropy {
                 fraction: self.top_entropy_fraction,
             },
@@ -346,7 +385,34 @@ impl AlgorithmConfig {
             | Algorithm::DrGrpo
             | Algorithm::Dapo
             | Algorithm::EntropyMask
+            | Algorithm::Cispo
             | Algorithm::EpGrpo => RatioLevel::Token,
+        }
+    }
+
+    /// What the ratio does in the per-token objective (E14).
+    pub fn surrogate(&self) -> Surrogate {
+        match self.name {
+            Algorithm::Cispo => Surrogate::ClippedWeight,
+            Algorithm::Grpo
+            | Algorithm::DrGrpo
+            | Algorithm::Dapo
+            | Algorithm::EntropyMask
+            | Algorithm::Gspo
+            | Algorithm::EpGrpo => Surrogate::ClippedRatio,
+        }
+    }
+
+    /// This configuration at 0-based RL step `step`: α after the A7 warm-up
+    /// (`alpha_warmup_steps`); every other field as it is.
+    pub fn at_step(&self, step: usize) -> Self {
+        let ramp = match self.alpha_warmup_steps {
+            0 => 1.0,
+            steps => ((step + 1) as f64 / steps as f64).min(1.0),
+        };
+        Self {
+            alpha: self.alpha * ramp,
+            ..self.clone()
         }
     }
 
@@ -355,6 +421,7 @@ impl AlgorithmConfig {
         let (low, high) = match self.name {
             Algorithm::Gspo => (3e-4, 4e-4),
             Algorithm::Dapo => (0.2, 0.28),
+            Algorithm::Cispo => (1.0, 0.28),
             Algorithm::Grpo | Algorithm::DrGrpo | Algorithm::EntropyMask | Algorithm::EpGrpo => {
                 (0.2, 0.2)
             }
@@ -370,7 +437,7 @@ impl AlgorithmConfig {
         self.loss_aggregation.unwrap_or(match self.name {
             Algorithm::Grpo | Algorithm::Gspo => LossAggregation::SeqMeanTokenMean,
             Algorithm::DrGrpo => LossAggregation::Constant,
-            Algorithm::Dapo | Algorithm::EntropyMask | Algorithm::EpGrpo => {
+            Algorithm::Dapo | Algorithm::EntropyMask | Algorithm::Cispo | Algorithm::EpGrpo => {
                 LossAggregation::TokenMean
             }
         })

@@ -3,7 +3,7 @@
 
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::config::{AlgorithmConfig, KlEstimator, LossAggregation, RatioLevel};
+use crate::config::{AlgorithmConfig, KlEstimator, LossAggregation, RatioLevel, Surrogate};
 
 /// Per-token inputs of the policy loss for N responses padded to L tokens.
 ///
@@ -80,6 +80,23 @@ pub fn clipped_surrogate<B: Backend>(
     let unclipped = ratio.clone() * advantages.clone();
     let clipped = ratio.clamp(1.0 - eps_low, 1.0 + eps_high) * advantages;
     unclipped.min_pair(clipped)
+}
+
+/// E14 for CISPO: ℓ = sg(clip(ρ, 1 − ε_low, 1 + ε_high)) · Â · lp_θ. Its value is not the PPO
+/// surrogate's, but its gradient Â · clip(ρ) · ∇lp_θ is ρ Â ∇lp_θ wherever ρ is inside the range,
+/// and stays non-zero (at the bound's weight) where PPO's clip would drop the token.
+///
+/// # Shapes
+/// - `ratio`, `advantages`, `logp`: `[N, L]` → `[N, L]`
+pub fn clipped_weight_objective<B: Backend>(
+    ratio: Tensor<B, 2>,
+    advantages: Tensor<B, 2>,
+    logp: Tensor<B, 2>,
+    eps_low: f64,
+    eps_high: f64,
+) -> Tensor<B, 2> {
+    let weight = ratio.detach().clamp(1.0 - eps_low, 1.0 + eps_high);
+    weight * advantages * logp
 }
 
 /// E15: per-token KL estimate from lp_θ and lp_ref.
@@ -241,7 +258,18 @@ pub fn policy_loss<B: Backend>(
     } = inputs;
     let (eps_low, eps_high) = config.clip_range();
     let ratio = importance_ratio(logp.clone(), logp_old, mask.clone(), config.ratio_level());
-    let surrogate = clipped_surrogate(ratio.clone(), advantages.clone(), eps_low, eps_high);
+    let surrogate = match config.surrogate() {
+        Surrogate::ClippedRatio => {
+            clipped_surrogate(ratio.clone(), advantages.clone(), eps_low, eps_high)
+        }
+        Surrogate::ClippedWeight => clipped_weight_objective(
+            ratio.clone(),
+            advantages.clone(),
+            logp.clone(),
+            eps_low,
+            eps_high,
+        ),
+    };
     let objective = match config.kl_penalty() {
         Some((estimator, beta)) => {
             surrogate - kl_estimate(logp.clone(), logp_ref.clone(), estimator).mul_scalar(beta)
@@ -253,10 +281,17 @@ pub fn policy_loss<B: Backend>(
     let tokens = mask.clone().sum().clamp_min(1.0);
     let fraction = |flag: Tensor<B, 2>| (flag * mask.clone()).sum() / tokens.clone();
     let ratio = ratio.detach();
-    let clip_low = ratio.clone().lower_elem(1.0 - eps_low).float()
-        * advantages.clone().lower_elem(0.0).float();
-    let clip_high =
-        ratio.clone().greater_elem(1.0 + eps_high).float() * advantages.greater_elem(0.0).float();
+    let below = ratio.clone().lower_elem(1.0 - eps_low).float();
+    let above = ratio.clone().greater_elem(1.0 + eps_high).float();
+    // A PPO clip is active only where it binds the min (its sign of Â); CISPO's weight is
+    // clipped whatever the sign.
+    let (clip_low, clip_high) = match config.surrogate() {
+        Surrogate::ClippedRatio => (
+            below * advantages.clone().lower_elem(0.0).float(),
+            above * advantages.greater_elem(0.0).float(),
+        ),
+        Surrogate::ClippedWeight => (below, above),
+    };
     let kl = kl_estimate(logp.detach(), logp_ref, KlEstimator::K3);
     let stats = LossStats {
         clip_low_frac: fraction(clip_low),

@@ -4,8 +4,8 @@
 
 use crate::advantage::GroupAdvantages;
 use crate::config::{
-    AlgorithmConfig, BucketNormalization, KlEstimator, LossAggregation, OutcomeScale, RatioLevel,
-    SignOrder, TokenWeighting,
+    AlgorithmConfig, BucketNormalization, GateNormalization, KlEstimator, LossAggregation,
+    OutcomeScale, RatioLevel, SignOrder, Surrogate, TokenWeighting,
 };
 use crate::groups::ResponseGroup;
 
@@ -250,6 +250,20 @@ fn group_advantages(
         }
         TokenWeighting::EntropyProgress => {
             let gate = entropy_gate(&group.entropy, config.gamma, config.eps_entropy);
+            let gate = match config.gate_normalization {
+                GateNormalization::Raw => gate,
+                GateNormalization::MeanOne => {
+                    let pooled: Vec<f64> = gate.iter().flatten().copied().collect();
+                    let mean = if pooled.is_empty() {
+                        1.0
+                    } else {
+                        pooled.iter().sum::<f64>() / pooled.len() as f64
+                    };
+                    gate.iter()
+                        .map(|row| row.iter().map(|w| w / mean).collect())
+                        .collect()
+                }
+            };
             let d = polarity(&group.rewards, &outcome, zero_variance, config.theta_reward);
             let s: Vec<Vec<f64>> = group
                 .log_ratio_to_ref()
@@ -352,7 +366,17 @@ pub fn policy_loss(config: &AlgorithmConfig, rows: &[LossRow], generation_limit:
                     let penalty = config.kl_penalty().map_or(0.0, |(est, beta)| {
                         beta * kl(est, row.logp[t], row.logp_ref[t])
                     });
-                    clipped_surrogate(ratio, row.advantages[t], eps_low, eps_high) - penalty
+                    let advantage = row.advantages[t];
+                    let objective = match config.surrogate() {
+                        Surrogate::ClippedRatio => {
+                            clipped_surrogate(ratio, advantage, eps_low, eps_high)
+                        }
+                        // CISPO: the clipped ratio is a constant weight of Â·lp_θ.
+                        Surrogate::ClippedWeight => {
+                            ratio.clamp(1.0 - eps_low, 1.0 + eps_high) * advantage * row.logp[t]
+                        }
+                    };
+                    objective - penalty
                 })
                 .collect()
         })

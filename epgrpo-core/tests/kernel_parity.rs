@@ -15,7 +15,9 @@ mod common;
 use burn::backend::{Autodiff, NdArray};
 use common::{TOL_F32, TOL_F64, assert_rows, spec_group, spec_signal, zero_signal};
 use epgrpo_core::advantage::GroupAdvantages;
-use epgrpo_core::config::{Algorithm, AlgorithmConfig, BucketNormalization, SignOrder};
+use epgrpo_core::config::{
+    Algorithm, AlgorithmConfig, BucketNormalization, GateNormalization, SignOrder,
+};
 use epgrpo_core::{GroupTensors, ResponseGroup, reference, to_host, token_advantages};
 use epgrpo_kernels::KernelBackend;
 
@@ -131,8 +133,9 @@ fn batch(rng: &mut Rng, groups: usize, shape: Shape) -> Vec<ResponseGroup> {
     (0..groups).map(|_| random_group(rng, shape)).collect()
 }
 
-fn all_algorithms() -> [Algorithm; 6] {
+fn all_algorithms() -> [Algorithm; 7] {
     [
+        Algorithm::Cispo,
         Algorithm::Grpo,
         Algorithm::DrGrpo,
         Algorithm::Dapo,
@@ -284,6 +287,17 @@ fn ablation_switches_match_reference() {
             lambda: 2.0,
             theta_reward: 0.0,
             eps_bucket: 1e-2,
+            ..base.clone()
+        },
+        AlgorithmConfig {
+            gate_normalization: GateNormalization::MeanOne,
+            ..base.clone()
+        },
+        AlgorithmConfig {
+            gate_normalization: GateNormalization::MeanOne,
+            gate_progress: false,
+            gamma: 5.0,
+            alpha: 0.2,
             ..base.clone()
         },
     ];

@@ -7,8 +7,9 @@
 //! - `grpo` (sequence mean of token means): −(1/N) Σ_i (1/|o_i|) Σ_t ℓ;
 //! - `dr_grpo` (constant): −Σ_{i,t} ℓ / (N · max_completion_length), the generation limit;
 //! - GSPO: the sequence ratio exp(mean_t log ρ) clipped per response, averaged over responses;
+//! - CISPO (MiniMax-M1): the token mean of sg(clip(ρ, 1 − ε_low, 1 + ε_high)) · Â · log π_θ;
 //!
-//! with ℓ = min(ρÂ, clip(ρ, 1 − ε_low, 1 + ε_high)Â) − β·k3.
+//! with ℓ = min(ρÂ, clip(ρ, 1 − ε_low, 1 + ε_high)Â) − β·k3 for the others.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData};
@@ -102,8 +103,13 @@ fn formula_loss(config: &AlgorithmConfig, rows: &Rows) -> f64 {
                     } else {
                         (rows.logp[i][t] - rows.logp_old[i][t]).exp()
                     };
-                    surrogate(ratio, rows.advantages[i][t])
-                        - beta * k3(rows.logp[i][t], rows.logp_ref[i][t])
+                    let advantage = rows.advantages[i][t];
+                    let objective = if config.name == Algorithm::Cispo {
+                        ratio.clamp(1.0 - eps_low, 1.0 + eps_high) * advantage * rows.logp[i][t]
+                    } else {
+                        surrogate(ratio, advantage)
+                    };
+                    objective - beta * k3(rows.logp[i][t], rows.logp_ref[i][t])
                 })
                 .collect()
         })
@@ -111,7 +117,7 @@ fn formula_loss(config: &AlgorithmConfig, rows: &Rows) -> f64 {
     let total: f64 = per_token.iter().flatten().sum();
     let n = LENGTHS.len() as f64;
     let objective = match config.name {
-        Algorithm::Dapo | Algorithm::EpGrpo | Algorithm::EntropyMask => {
+        Algorithm::Dapo | Algorithm::EpGrpo | Algorithm::EntropyMask | Algorithm::Cispo => {
             total / LENGTHS.iter().sum::<usize>() as f64
         }
         Algorithm::Grpo | Algorithm::Gspo => {
@@ -182,6 +188,7 @@ fn configs() -> Vec<AlgorithmConfig> {
         Algorithm::Dapo,
         Algorithm::Gspo,
         Algorithm::EpGrpo,
+        Algorithm::Cispo,
     ]
     .into_iter()
     .map(AlgorithmConfig::for_algorithm)
@@ -282,5 +289,44 @@ fn token_counts_of_a_mask_and_of_lengths_agree_and_add() {
             non_empty: 2,
             responses: 3
         }
+    );
+}
+
+#[test]
+fn cispo_keeps_the_gradient_of_tokens_that_ppo_clips() {
+    // d loss / d lp_θ per token, from the two objectives written out: PPO's clipped surrogate
+    // has none where ρ > 1 + ε and Â > 0; CISPO's is −clip(ρ)·Â / tokens there too.
+    let rows = rows(7);
+    let n = LENGTHS.len();
+    let tokens = LENGTHS.iter().sum::<usize>() as f64;
+    let cispo = AlgorithmConfig::for_algorithm(Algorithm::Cispo);
+    let ppo = AlgorithmConfig::for_algorithm(Algorithm::Dapo);
+    let counts = TokenCounts::from_lengths(LENGTHS);
+    let grad = |config: &AlgorithmConfig| {
+        let normalizer = LossNormalizer::new(config, counts, GENERATION_LIMIT);
+        loss_and_grad(config, &rows, 0..n, normalizer).1
+    };
+    let (cispo_grad, ppo_grad) = (grad(&cispo), grad(&ppo));
+    let mut clipped_tokens = 0;
+    for i in 0..n {
+        for t in 0..LENGTHS[i] {
+            let ratio = (rows.logp[i][t] - rows.logp_old[i][t]).exp();
+            let advantage = rows.advantages[i][t];
+            let want = -ratio.clamp(0.0, 1.28) * advantage / tokens;
+            let got = cispo_grad[i * WIDTH + t] as f64;
+            assert!(
+                (got - want).abs() < 1e-6,
+                "CISPO [{i}][{t}]: {got} vs {want}"
+            );
+            if ratio > 1.28 && advantage > 0.0 {
+                clipped_tokens += 1;
+                assert_eq!(ppo_grad[i * WIDTH + t], 0.0, "PPO [{i}][{t}]");
+                assert!(got.abs() > 0.0);
+            }
+        }
+    }
+    assert!(
+        clipped_tokens > 0,
+        "no token above the clip: the test shows nothing"
     );
 }

@@ -61,7 +61,8 @@ pub enum Command {
     /// Input: {"algorithm": {<[algorithm] config fields>}, "groups": [{"rewards": [..],
     /// "entropy": [[..], ..], "logp_old": [[..], ..], "logp_ref": [[..], ..]}]}. Rows are
     /// ragged: one per response, as long as the response. `algorithm.group_size` defaults to
-    /// the number of rewards of the groups.
+    /// the number of rewards of the groups; an optional `"step"` (0-based RL step) applies
+    /// `algorithm.alpha_warmup_steps`.
     Advantages {
         /// JSON input file; reads standard input when absent or `-`.
         input: Option<PathBuf>,
@@ -104,6 +105,6 @@ pub struct TrainArgs {
 
 fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| {
-        format!("unknown algorithm {name:?}: expected grpo, dr_grpo, dapo, entropy_mask, gspo or ep_grpo")
+        format!("unknown algorithm {name:?}: expected grpo, dr_grpo, dapo, entropy_mask, gspo, cispo or ep_grpo")
     })
 }

@@ -224,7 +224,20 @@ where
         )?;
         let rollout_s = rollout_start.elapsed().as_secs_f64();
         let lr = learning_rate(step, steps, o.warmup_steps, o.lr, o.min_lr_ratio);
-        let (next, report) = rl_update(model, &mut optim, &reference, &batch, &config, lr, device);
+        // α of this step after its warm-up (A7); every other key as configured.
+        let step_config = TrainConfig {
+            algorithm: config.algorithm.at_step(step),
+            ..config.clone()
+        };
+        let (next, report) = rl_update(
+            model,
+            &mut optim,
+            &reference,
+            &batch,
+            &step_config,
+            lr,
+            device,
+        );
         model = next;
         consecutive_skipped = report.refused_in_a_row(consecutive_skipped);
         let mut rl = report.metrics;

@@ -79,9 +79,14 @@ fn accumulating_unequal_micro_batches_equals_one_large_batch() {
         Algorithm::Dapo,
         Algorithm::EpGrpo,
     ] {
-        let (mut config, model, batch) = setup(name);
+        let (mut config, model, mut batch) = setup(name);
         // Four micro-batches of 4 answers: their token counts must differ for the test to mean
-        // anything (a per-micro-batch token mean would then weigh them unequally).
+        // anything (a per-micro-batch token mean would then weigh them unequally), so the
+        // answers are cut to lengths 1, 2, …, 5, 1, … (an untrained model mostly runs to the
+        // limit).
+        for (i, completion) in batch.completions.iter_mut().enumerate() {
+            completion.tokens.truncate(1 + i % 5);
+        }
         let lengths = batch.sequences().response_lengths();
         let per_micro: Vec<usize> = lengths.chunks(4).map(|c| c.iter().sum()).collect();
         assert!(

@@ -33,6 +33,7 @@ fn one_update_raises_rewarded_answers_and_lowers_the_rest() {
         Algorithm::EpGrpo,
         Algorithm::DrGrpo,
         Algorithm::Gspo,
+        Algorithm::Cispo,
     ] {
         let device = Default::default();
         let mut config = TrainConfig::default();

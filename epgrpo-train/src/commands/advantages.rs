@@ -20,6 +20,9 @@ struct Request {
     algorithm: Option<Value>,
     /// The response groups.
     groups: Vec<ResponseGroup>,
+    /// 0-based RL step, for `algorithm.alpha_warmup_steps` (A7); absent: α after its warm-up.
+    #[serde(default)]
+    step: Option<usize>,
 }
 
 /// Reads the request from `input` (a file, or standard input for `None` / `-`), computes the
@@ -30,6 +33,10 @@ pub fn run(input: Option<&Path>) -> Result<String, CliError> {
         serde_json::from_str(&text).map_err(|e| CliError::Input(format!("{source}: {e}")))?;
     let config = algorithm_config(request.algorithm, &request.groups)
         .map_err(|e| CliError::Input(format!("{source}: {e}")))?;
+    let config = match request.step {
+        Some(step) => config.at_step(step),
+        None => config,
+    };
     let device = Default::default();
     let batch = GroupTensors::<HostBackend>::from_groups(&request.groups, &device)
         .map_err(|e| CliError::Input(format!("{source}: {e}")))?;
