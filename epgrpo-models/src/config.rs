@@ -877,6 +877,70 @@ mod tests {
         DecoderConfig::from_json_str(&ok, Path::new("config.json")).unwrap();
     }
 
+    /// The keys of published configs (values shrunk where they size the model) load: Llama
+    /// 3.2-1B-Instruct, Qwen2.5-0.5B-Instruct with the yarn block Qwen documents, Qwen3-0.6B
+    /// and SmolLM2-135M-Instruct.
+    #[test]
+    fn published_config_keys_are_accepted() {
+        let llama32 = r#"{"architectures": ["LlamaForCausalLM"], "attention_bias": false,
+            "attention_dropout": 0.0, "bos_token_id": 128000,
+            "eos_token_id": [128001, 128008, 128009], "head_dim": 64, "hidden_act": "silu",
+            "hidden_size": 256, "initializer_range": 0.02, "intermediate_size": 512,
+            "max_position_embeddings": 131072, "mlp_bias": false, "model_type": "llama",
+            "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2,
+            "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": {"factor": 32.0,
+            "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+            "rope_theta": 500000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+            "transformers_version": "4.45.0.dev0", "use_cache": true, "vocab_size": 1000}"#;
+        let qwen25 = r#"{"architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0,
+            "bos_token_id": 151643, "eos_token_id": 151645, "hidden_act": "silu",
+            "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 128,
+            "max_position_embeddings": 32768, "max_window_layers": 21, "model_type": "qwen2",
+            "num_attention_heads": 2, "num_hidden_layers": 2, "num_key_value_heads": 1,
+            "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768,
+            "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+            "transformers_version": "4.43.1", "use_cache": true, "use_sliding_window": false,
+            "vocab_size": 1000, "rope_scaling": {"factor": 4.0,
+            "original_max_position_embeddings": 32768, "type": "yarn"}}"#;
+        let qwen3 = r#"{"architectures": ["Qwen3ForCausalLM"], "attention_bias": false,
+            "attention_dropout": 0.0, "bos_token_id": 151643, "eos_token_id": 151645,
+            "head_dim": 128, "hidden_act": "silu", "hidden_size": 64,
+            "initializer_range": 0.02, "intermediate_size": 128,
+            "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
+            "num_attention_heads": 2, "num_hidden_layers": 2, "num_key_value_heads": 1,
+            "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000,
+            "sliding_window": null, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+            "transformers_version": "4.51.0", "use_cache": true, "use_sliding_window": false,
+            "vocab_size": 1000}"#;
+        let smollm2 = r#"{"architectures": ["LlamaForCausalLM"], "attention_bias": false,
+            "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 2,
+            "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.041666666666666664,
+            "intermediate_size": 128, "is_llama_config": true, "max_position_embeddings": 8192,
+            "mlp_bias": false, "model_type": "llama", "num_attention_heads": 4,
+            "num_hidden_layers": 2, "num_key_value_heads": 2, "pad_token_id": 2,
+            "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_interleaved": false,
+            "rope_scaling": null, "rope_theta": 100000, "tie_word_embeddings": true,
+            "torch_dtype": "bfloat16", "transformers_version": "4.42.3",
+            "transformers.js_config": {"kv_cache_dtype": {"q4f16": "float16"}},
+            "use_cache": true, "vocab_size": 1000}"#;
+        for (name, text) in [
+            ("llama32", llama32),
+            ("qwen25", qwen25),
+            ("qwen3", qwen3),
+            ("smollm2", smollm2),
+        ] {
+            let c = DecoderConfig::from_json_str(text, Path::new(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let kind = c.rope_scaling_kind().unwrap();
+            match name {
+                "llama32" => assert!(matches!(kind, RopeScaling::Llama3 { .. }), "{kind:?}"),
+                "qwen25" => assert!(matches!(kind, RopeScaling::Yarn(_)), "{kind:?}"),
+                _ => assert_eq!(kind, RopeScaling::Default),
+            }
+        }
+    }
+
     #[test]
     fn qwen3_reads_attention_bias_and_default_head_dim() {
         let text = LLAMA.replace("\"llama\"", "\"qwen3\"");
