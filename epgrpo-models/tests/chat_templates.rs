@@ -1,8 +1,9 @@
 //! The chat templates that SmolLM2, Qwen2.5, Qwen3 and Llama 3 ship, rendered by `ChatTemplate`
 //! (minijinja), against transformers' `apply_chat_template` on the same conversations:
 //! `fixtures/chat_templates/*.json`, made by `fixtures/make_chat_templates.py`, which names where
-//! each template comes from. The text is checked here on every run; the ids need the real
-//! tokenizers (`--ignored`, see `ids_equal_transformers`).
+//! each template comes from, plus `python_features`, a template written for the fixture that
+//! exercises the Jinja2 / Python behaviour HF templates rely on. The text is checked here on every
+//! run; the ids need the real tokenizers (`--ignored`, see `ids_equal_transformers`).
 
 #[allow(dead_code)] // shared by several test binaries; each uses a part of it
 mod reference;
@@ -16,7 +17,7 @@ use reference::fixture_dir;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-const MODELS: [&str; 4] = ["smollm2", "qwen25", "qwen3", "llama3"];
+const MODELS: [&str; 5] = ["smollm2", "qwen25", "qwen3", "llama3", "python_features"];
 
 #[derive(Debug, Deserialize)]
 struct Message {
@@ -211,13 +212,19 @@ fn ids_equal_transformers() {
     assert_ids("qwen3", &TextTokenizer::from_dir(&qwen3).unwrap());
     let llama = env_path("EPGRPO_LLAMA3_TOKENIZER_DIR", FETCH);
     assert_ids("llama3", &TextTokenizer::from_dir(&llama).unwrap());
-    // Qwen2.5 = Qwen3's tokenizer.json with Qwen2.5's template (the fixture script does the same).
-    let dir = temp_dir("qwen25");
-    std::fs::copy(qwen3.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
-    let qwen25 = fixture("qwen25");
-    let config = json!({ "chat_template": qwen25.chat_template, "eos_token": "<|im_end|>" });
-    std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
-    assert_ids("qwen25", &TextTokenizer::from_dir(&dir).unwrap());
+    // Qwen2.5 and python_features = Qwen3's tokenizer.json with their template (the fixture
+    // script does the same).
+    for model in ["qwen25", "python_features"] {
+        let dir = temp_dir(model);
+        std::fs::copy(qwen3.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+        let config = json!({
+            "chat_template": fixture(model).chat_template,
+            "eos_token": "<|im_end|>",
+            "pad_token": "<|endoftext|>",
+        });
+        std::fs::write(dir.join("tokenizer_config.json"), config.to_string()).unwrap();
+        assert_ids(model, &TextTokenizer::from_dir(&dir).unwrap());
+    }
     // SmolLM2: template and special tokens from the GGUF's metadata.
     let gguf = env_path(
         "EPGRPO_SMOLLM2_GGUF",

@@ -168,4 +168,44 @@ mod tests {
         let err = codec.prompt(&problem("what is 2+2", "4")).unwrap_err();
         assert!(err.to_string().contains("line 3"), "{err}");
     }
+
+    /// The tokenizer fixture of epgrpo-models (`make_tokenizer.py`): its `expected.json` holds
+    /// transformers' `apply_chat_template` ids of one user turn.
+    fn fixture_tokenizer() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../epgrpo-models/tests/fixtures/tokenizer")
+    }
+
+    #[test]
+    fn chat_prompts_are_the_models_template_and_a_missing_one_is_named() {
+        let dir = fixture_tokenizer();
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
+                .unwrap();
+        let user = expected["chat"]["user"].as_str().unwrap();
+        let ids: Vec<u32> = serde_json::from_value(expected["chat"]["ids"].clone()).unwrap();
+        let tok = TextTokenizer::from_dir(&dir).unwrap();
+        let codec = Codec::text(QUESTION_SLOT, tok, true).unwrap();
+        assert_eq!(codec.prompt(&problem(user, "")).unwrap(), ids);
+
+        // Without a chat_template in tokenizer_config.json: chat mode names the file and field.
+        let bare = std::env::temp_dir().join(format!("epgrpo-codec-{}", std::process::id()));
+        std::fs::create_dir_all(&bare).unwrap();
+        std::fs::copy(dir.join("tokenizer.json"), bare.join("tokenizer.json")).unwrap();
+        std::fs::write(
+            bare.join("tokenizer_config.json"),
+            r#"{"eos_token": "<|im_end|>"}"#,
+        )
+        .unwrap();
+        let tok = TextTokenizer::from_dir(&bare).unwrap();
+        let err = Codec::text(QUESTION_SLOT, tok.clone(), true).unwrap_err();
+        assert!(
+            err.to_string().contains("tokenizer_config.json")
+                && err
+                    .to_string()
+                    .contains("no chat template (`chat_template`"),
+            "{err}"
+        );
+        assert!(Codec::text(QUESTION_SLOT, tok, false).is_ok());
+    }
 }

@@ -9,13 +9,15 @@
 //! * the globals `raise_exception(message)` (fails the render with the message) and
 //!   `strftime_now(format)` (the current local date and time, as Python's `datetime.now()`);
 //! * Python's string and dict methods (`.strip()`, `.startswith()`, `.split()`, `.items()`, …)
-//!   from `minijinja-contrib`'s `pycompat`.
+//!   from `minijinja-contrib`'s `pycompat`;
+//! * booleans and `none` printed as Python prints them (`True`, `False`, `None`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use minijinja::{Environment, Error, ErrorKind, Value, syntax::SyntaxConfig};
+use minijinja::value::ValueKind;
+use minijinja::{Environment, Error, ErrorKind, Output, State, Value, syntax::SyntaxConfig};
 
 use crate::error::ModelError;
 
@@ -145,6 +147,7 @@ impl ChatTemplate {
         // Templates are never HTML: no auto-escaping, whatever the name.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_formatter(python_formatter);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_template_owned(TEMPLATE_NAME, source.to_string())
@@ -207,6 +210,17 @@ fn transformers_syntax() -> SyntaxConfig {
     builder.trim_blocks(true).lstrip_blocks(true);
     // The default delimiters always build.
     builder.build().unwrap_or_default()
+}
+
+/// Prints values as Jinja2 does: Python's spelling for booleans and `None`, the rest as minijinja
+/// prints it.
+fn python_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::Bool if value.is_true() => Ok(out.write_str("True")?),
+        ValueKind::Bool => Ok(out.write_str("False")?),
+        ValueKind::None => Ok(out.write_str("None")?),
+        _ => minijinja::escape_formatter(out, state, value),
+    }
 }
 
 fn raise_exception(message: String) -> Result<Value, Error> {
