@@ -85,16 +85,24 @@ pub struct TrainArgs {
     /// Override `[train] steps` (RL steps).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Override `[train] out_dir`.
+    /// Override `[train] out_dir`. Without it, when `out_dir` already holds a run, this one goes
+    /// to the first free `out_dir-2`, `out_dir-3`, …; an `--out` that holds a run is refused.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the run that lives in the output directory (its checkpoint, metrics, plots,
+    /// model; other files stay) instead of moving to a numbered one.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Continue the run in this directory from its last checkpoint (its saved configuration is
     /// used; other options are refused).
-    #[arg(long, conflicts_with_all = ["config", "algo", "seed", "steps", "out"])]
+    #[arg(long, conflicts_with_all = ["config", "algo", "seed", "steps", "out", "overwrite"])]
     pub resume: Option<PathBuf>,
     /// Stop after this many RL steps (with a checkpoint); `--resume` continues.
     #[arg(long)]
     pub stop_after: Option<usize>,
+    /// Stop after this many warm-start steps (with a checkpoint); `--resume` continues.
+    #[arg(long, conflicts_with = "stop_after")]
+    pub stop_after_sft: Option<usize>,
     /// Where to train.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,

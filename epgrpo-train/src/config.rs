@@ -146,6 +146,9 @@ pub struct SftConfig {
     pub batch_size: usize,
     /// Peak AdamW learning rate (linear warm-up over 10% of the steps, then cosine to 10%).
     pub lr: f64,
+    /// Write a checkpoint every this many warm-start steps, so that a killed run loses at most
+    /// that many (0: only at the end of the warm start, which always writes one).
+    pub checkpoint_every: usize,
 }
 
 impl Default for SftConfig {
@@ -154,6 +157,7 @@ impl Default for SftConfig {
             steps: 300,
             batch_size: 64,
             lr: 3e-3,
+            checkpoint_every: 100,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod optim;
 pub mod plot;
 pub mod policy;
 pub mod rollout;
+pub mod run_dir;
 pub mod scoring;
 pub mod sft;
 pub mod step;

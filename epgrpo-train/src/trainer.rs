@@ -18,6 +18,7 @@ use crate::metrics::{MetricsLog, StepMetrics};
 use crate::optim::{adamw, learning_rate};
 use crate::policy::{Policy, initial_policy};
 use crate::rollout::{generation_config, rollout};
+use crate::run_dir;
 use crate::sft::sft_step;
 use crate::step::rl_update;
 use crate::task::ProblemSource;
@@ -55,13 +56,60 @@ const SFT_STREAM: u64 = 0x5F7;
 const RL_STREAM: u64 = 0x41;
 const SAMPLE_STREAM: u64 = 0x5A3;
 
-/// Runs (or resumes) the experiment of `config` in `run_dir`. `stop_after` ends the RL stage
-/// early after that many steps, with a checkpoint (to test and demonstrate resuming).
+/// Where a run ends early, with a checkpoint (to test and demonstrate resuming): after `step`
+/// steps of `stage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopAfter {
+    /// The stage that stops.
+    pub stage: Stage,
+    /// Steps of that stage done when it stops (from 1).
+    pub step: usize,
+}
+
+impl StopAfter {
+    /// Stop after `step` warm-start steps.
+    pub fn sft(step: usize) -> Self {
+        Self {
+            stage: Stage::Sft,
+            step,
+        }
+    }
+
+    /// Stop after `step` RL steps.
+    pub fn rl(step: usize) -> Self {
+        Self {
+            stage: Stage::Rl,
+            step,
+        }
+    }
+
+    /// Refuses a stop the run would never reach: step 0, or past the end of its stage.
+    fn check(self, config: &TrainConfig) -> Result<(), CliError> {
+        let (flag, steps, key) = match self.stage {
+            Stage::Sft => ("--stop-after-sft", config.sft.steps, "sft.steps"),
+            Stage::Rl => ("--stop-after", config.train.steps, "train.steps"),
+        };
+        if (1..=steps).contains(&self.step) {
+            Ok(())
+        } else {
+            Err(CliError::Input(format!(
+                "{flag} {}: must be in 1..={steps} ({key} of the run)",
+                self.step
+            )))
+        }
+    }
+}
+
+/// Runs (or resumes) the experiment of `config` in `run_dir`. `stop_after` ends the run early,
+/// with a checkpoint (to test and demonstrate resuming).
+///
+/// A fresh run refuses a directory that already holds one ([`run_dir::holds_run`]); the
+/// command line picks a free one or clears it first (`--overwrite`).
 pub fn run<B>(
     config: TrainConfig,
     run_dir: &Path,
     resume: bool,
-    stop_after: Option<usize>,
+    stop_after: Option<StopAfter>,
     device: &B::Device,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, CliError>
@@ -74,16 +122,9 @@ where
         let dir = checkpoint::directory(run_dir)?;
         (checkpoint::load_state(&dir)?, Some(dir))
     } else {
-        if run_dir.join("checkpoint").exists() {
-            return Err(CliError::Input(format!(
-                "{}: a run already lives here; continue it with --resume or choose another --out",
-                run_dir.display()
-            )));
+        if run_dir::holds_run(run_dir) {
+            return Err(run_dir::occupied(run_dir));
         }
-        std::fs::create_dir_all(run_dir).map_err(io)?;
-        let toml =
-            toml::to_string_pretty(&config).map_err(|e| CliError::Internal(e.to_string()))?;
-        std::fs::write(run_dir.join("config.toml"), toml).map_err(io)?;
         let stage = if config.sft.steps > 0 {
             Stage::Sft
         } else {
@@ -99,6 +140,15 @@ where
         (state, None)
     };
     let config = state.config.clone();
+    if let Some(stop) = stop_after {
+        stop.check(&config)?;
+    }
+    if checkpoint_dir.is_none() {
+        std::fs::create_dir_all(run_dir).map_err(io)?;
+        let toml =
+            toml::to_string_pretty(&config).map_err(|e| CliError::Internal(e.to_string()))?;
+        std::fs::write(run_dir.join("config.toml"), toml).map_err(io)?;
+    }
     let seed = config.train.seed;
     let Policy {
         mut model,
@@ -166,6 +216,16 @@ where
             };
             log.write(&metrics)?;
             observer.step(&metrics);
+            let done = step + 1;
+            let stop = stop_after == Some(StopAfter::sft(done)) && done < sft.steps;
+            let every = sft.checkpoint_every;
+            if done < sft.steps && (stop || (every > 0 && done % every == 0)) {
+                state.step = done;
+                checkpoint::save(run_dir, &model, None, &optim, &state)?;
+            }
+            if stop {
+                return summarize(run_dir, &state, None);
+            }
         }
         state.stage = Stage::Rl;
         state.step = 0;
@@ -173,6 +233,9 @@ where
         let optim = adamw(config.optim.weight_decay).init::<B, Decoder<B>>();
         let frozen = (!lora).then(|| model.valid());
         checkpoint::save(run_dir, &model, frozen.as_ref(), &optim, &state)?;
+        if stop_after == Some(StopAfter::sft(sft.steps)) {
+            return summarize(run_dir, &state, None);
+        }
         reference = frozen;
     }
 
@@ -270,7 +333,7 @@ where
             ));
         }
         let every = config.train.checkpoint_every;
-        let stop = stop_after == Some(state.step);
+        let stop = stop_after == Some(StopAfter::rl(state.step));
         if state.step == steps || stop || (every > 0 && state.step % every == 0) {
             let frozen = (!lora).then_some(&reference);
             checkpoint::save(run_dir, &model, frozen, &optim, &state)?;
@@ -293,16 +356,30 @@ where
         save_hf_dir(&model.valid(), &architecture, codec.tokenizer(), &dir)
             .map_err(|e| CliError::Internal(format!("exporting the model: {e}")))?;
     }
+    summarize(run_dir, &state, accuracy_final)
+}
+
+/// The outcome of a finished or stopped run, also written to `summary.json`.
+fn summarize(
+    run_dir: &Path,
+    state: &RunState,
+    accuracy_final: Option<f64>,
+) -> Result<Outcome, CliError> {
     let outcome = Outcome {
         run_dir: run_dir.to_path_buf(),
         accuracy_at_start: state.accuracy_at_start,
         accuracy_before_rl: state.accuracy_before_rl,
         accuracy_final,
-        rl_steps: state.step,
+        rl_steps: match state.stage {
+            Stage::Sft => 0,
+            Stage::Rl => state.step,
+        },
     };
     let summary =
         serde_json::to_string_pretty(&outcome).map_err(|e| CliError::Internal(e.to_string()))?;
-    std::fs::write(run_dir.join("summary.json"), summary).map_err(io)?;
+    let path = run_dir.join("summary.json");
+    std::fs::write(&path, summary)
+        .map_err(|e| CliError::Internal(format!("{}: {e}", path.display())))?;
     Ok(outcome)
 }
 

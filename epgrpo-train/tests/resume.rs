@@ -11,7 +11,7 @@ use epgrpo_train::checkpoint::{self, Stage};
 use epgrpo_train::config::TrainConfig;
 use epgrpo_train::metrics::{StepMetrics, read_metrics};
 use epgrpo_train::policy::{decoder_config, initial_model};
-use epgrpo_train::trainer::{EXPORT_DIR, Observer, run};
+use epgrpo_train::trainer::{EXPORT_DIR, Observer, StopAfter, run};
 
 type B = Autodiff<NdArray<f32>>;
 
@@ -119,7 +119,7 @@ fn resume_is_bitwise_identical_on_cpu() {
         tiny_config(&split),
         &split,
         false,
-        Some(2),
+        Some(StopAfter::rl(2)),
         &device,
         &mut Quiet,
     )

@@ -1,6 +1,6 @@
 //! `epgrpo train`: resolve the configuration, pick the backend, run the loop with progress bars.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
 use epgrpo_kernels::KernelBackend;
@@ -12,7 +12,8 @@ use crate::cli::TrainArgs;
 use crate::config::TrainConfig;
 use crate::error::CliError;
 use crate::metrics::StepMetrics;
-use crate::trainer::{Observer, Outcome, run};
+use crate::run_dir;
+use crate::trainer::{Observer, Outcome, StopAfter, run};
 
 /// Runs `epgrpo train` and returns the closing report.
 pub fn execute(args: TrainArgs) -> Result<String, CliError> {
@@ -38,15 +39,24 @@ pub fn execute(args: TrainArgs) -> Result<String, CliError> {
             config
                 .validate()
                 .map_err(|e| CliError::Input(format!("configuration: {e}")))?;
-            let dir = config.train.out_dir.clone();
+            let (dir, moved) = place(&config.train.out_dir, args.out.is_some(), args.overwrite)?;
+            config.train.out_dir = dir.clone();
+            if let Some(note) = &moved {
+                eprintln!("{note}");
+            }
             (config, dir, false)
         }
+    };
+    let stop_after = match (args.stop_after, args.stop_after_sft) {
+        (Some(step), _) => Some(StopAfter::rl(step)),
+        (None, Some(step)) => Some(StopAfter::sft(step)),
+        (None, None) => None,
     };
     let job = TrainJob {
         config,
         run_dir,
         resume,
-        stop_after: args.stop_after,
+        stop_after,
         plain: args.plain,
     };
     let outcome = run_on(args.device, job)?;
@@ -63,11 +73,45 @@ pub fn execute(args: TrainArgs) -> Result<String, CliError> {
     ))
 }
 
+/// Where a fresh run goes, and the note that says so when it is not `dir`. A directory that
+/// holds a run is cleared with `overwrite`; otherwise, when it came from the configuration
+/// (no `--out`), the run moves to the next free numbered sibling, so that running the same
+/// command twice keeps both runs; an explicit `--out` that holds a run is refused, naming
+/// `--resume` and `--overwrite`.
+fn place(
+    dir: &Path,
+    explicit: bool,
+    overwrite: bool,
+) -> Result<(PathBuf, Option<String>), CliError> {
+    if !run_dir::holds_run(dir) {
+        return Ok((dir.to_path_buf(), None));
+    }
+    if overwrite {
+        run_dir::clear(dir)?;
+        let note = format!(
+            "--overwrite: replacing the earlier run in {}",
+            dir.display()
+        );
+        return Ok((dir.to_path_buf(), Some(note)));
+    }
+    if explicit {
+        return Err(run_dir::occupied(dir));
+    }
+    let free = run_dir::next_free(dir);
+    let note = format!(
+        "{old} holds an earlier run, so this one goes to {new} (continue the earlier one with \
+         `epgrpo train --resume {old}`, or replace it with `--overwrite`)",
+        old = dir.display(),
+        new = free.display()
+    );
+    Ok((free, Some(note)))
+}
+
 struct TrainJob {
     config: TrainConfig,
     run_dir: PathBuf,
     resume: bool,
-    stop_after: Option<usize>,
+    stop_after: Option<StopAfter>,
     plain: bool,
 }
 
