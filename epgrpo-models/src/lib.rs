@@ -8,7 +8,7 @@
 //! for prefill + token-by-token decoding, and batched sampling of G completions per prompt
 //! ([`generate()`]). Text enters and leaves
 //! only through [`TextTokenizer`] (HF `tokenizer.json` or the tokenizer embedded in a GGUF, plus
-//! the ChatML [`ChatTemplate`]). The crate never sees rewards.
+//! the model's own Jinja [`ChatTemplate`]). The crate never sees rewards.
 
 pub mod attention;
 pub mod config;
