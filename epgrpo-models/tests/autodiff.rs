@@ -72,3 +72,9 @@ fn every_qwen2_parameter_gets_a_gradient() {
     // As Llama plus q/k/v biases per layer and a separate head.
     assert_all_parameters_get_gradients("qwen2", 1 + 2 * 12 + 1 + 1);
 }
+
+#[test]
+fn every_qwen3_parameter_gets_a_gradient() {
+    // As Llama plus the per-head q/k norms of each layer; head tied.
+    assert_all_parameters_get_gradients("qwen3", 1 + 2 * 11 + 1);
+}
