@@ -492,13 +492,16 @@ impl DecoderConfig {
     /// `(field, reason)` for an unknown kind, a missing or invalid parameter, or a key of the
     /// block that the kind does not read.
     pub fn rope_scaling_kind(&self) -> Result<RopeScaling, (String, String)> {
+        // A `rope_parameters` block holding only `rope_theta` leaves the kind to `rope_scaling`;
+        // one with parameters but no `rope_type` is `default` (as transformers reads it), so
+        // its parameters are refused below rather than ignored.
         let v5 = self
             .rope_parameters
             .as_ref()
-            .filter(|p| p.rope_type.is_some());
+            .filter(|p| p.rope_type.is_some() || !p.scaling.is_empty());
         let (block, kind, params) = match (v5, self.rope_scaling.as_ref()) {
             (Some(p), _) => {
-                let kind = p.rope_type.clone().unwrap_or_default();
+                let kind = p.rope_type.clone().unwrap_or_else(|| "default".into());
                 ("rope_parameters", kind, p.scaling.clone())
             }
             (None, Some(Value::Object(map))) => {
@@ -843,6 +846,10 @@ mod tests {
                 "original_max_position_embeddings",
             ),
             (r#""rope_scaling": {"factor": 2}"#, "rope_scaling"),
+            (
+                r#""rope_parameters": {"rope_theta": 10000.0, "factor": 2}"#,
+                "rope_parameters.factor",
+            ),
             (
                 r#""rope_scaling": {"type": "linear", "factor": -1}"#,
                 "rope_scaling.factor",
