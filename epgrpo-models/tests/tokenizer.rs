@@ -200,6 +200,16 @@ fn gguf_tokenizer_errors_name_the_file_and_the_key() {
         "{err}"
     );
     assert!(err.to_string().contains("nomerges.gguf"));
+    // A special-token id outside the vocabulary names its key.
+    let mut entries = gguf_metadata("smollm");
+    entries.push(("tokenizer.ggml.padding_token_id", Meta::U32(400)));
+    let file = temp_gguf("badpad.gguf", &entries);
+    let err = TextTokenizer::from_gguf(&file).unwrap_err().to_string();
+    assert!(
+        err.contains("badpad.gguf")
+            && err.contains("`tokenizer.ggml.padding_token_id` is 400, outside the vocabulary"),
+        "{err}"
+    );
 }
 
 #[test]
