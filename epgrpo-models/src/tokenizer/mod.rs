@@ -51,8 +51,8 @@ enum Chat {
         file: PathBuf,
         reason: String,
     },
-    /// Compiled.
-    Ready(ChatTemplate),
+    /// Compiled (boxed: a compiled environment is much larger than the other variants).
+    Ready(Box<ChatTemplate>),
 }
 
 impl TextTokenizer {
@@ -143,7 +143,7 @@ impl TextTokenizer {
                 key,
             },
             Some(source) => match ChatTemplate::new(&source, special.clone(), &chat_file, key) {
-                Ok(template) => Chat::Ready(template),
+                Ok(template) => Chat::Ready(Box::new(template)),
                 Err(ModelError::Tokenizer { file, reason }) => Chat::Broken {
                     source,
                     file,
