@@ -26,7 +26,7 @@ use std::fmt;
 use crate::error::EvalError;
 use crate::extract::extract_expression;
 use crate::normalize::{Canonical, Rational};
-use crate::verify::{Score, VerifierConfig};
+use crate::verify::{GaveUp, Score, VerifierConfig};
 
 /// Longest expression, in bytes after trimming, that [`evaluate`] reads.
 pub const MAX_EXPRESSION_BYTES: usize = 1024;
@@ -393,14 +393,25 @@ impl CountdownVerifier {
     pub fn score(&self, completion: &str, spec: Option<&CountdownSpec>) -> Score {
         let scanned = crate::extract::tail(completion, self.config.max_scan_bytes);
         let extracted = extract_expression(scanned, self.config.allow_last_number);
-        let correct = match (&extracted, spec) {
-            (Some(e), Some(spec)) => spec.accepts(&e.text),
+        let evaluation = extracted.as_ref().map(|e| evaluate(&e.text));
+        let correct = match (&evaluation, spec) {
+            (Some(Ok(evaluation)), Some(spec)) => spec.is_solved_by(evaluation),
             _ => false,
         };
+        let too_large = matches!(
+            evaluation,
+            Some(Err(ExpressionError::TooLong
+                | ExpressionError::TooDeep
+                | ExpressionError::LiteralTooLong { .. }))
+        );
+        let gave_up = self
+            .config
+            .scan_limit(completion)
+            .or(too_large.then_some(GaveUp::ExpressionTooLarge));
         let answer = extracted
             .as_ref()
             .map(|e| Canonical::Text(e.text.chars().filter(|c| !c.is_whitespace()).collect()));
-        self.config.score(correct, extracted, answer)
+        self.config.score(correct, extracted, answer, gave_up)
     }
 }
 

@@ -58,4 +58,4 @@ pub use metrics::{
     MetricsReport, SampleOutcome, aggregate, avg_at_n, maj_at_k, pass_at_1_greedy, pass_at_k,
 };
 pub use normalize::{Canonical, Number, Rational, answers_match, canonicalize};
-pub use verify::{MathVerifier, Score, TaskKind, Verifier, VerifierConfig};
+pub use verify::{GaveUp, MathVerifier, Score, TaskKind, Verifier, VerifierConfig};

@@ -241,6 +241,14 @@ pub fn canonicalize(answer: &str) -> Option<Canonical> {
     Some(Canonical::Text(with_text.to_lowercase()))
 }
 
+/// Whether `answer` holds a number [`canonicalize`] does not read for its size: a run of digits
+/// (with `,` separators and a `.`) of more than [`MAX_NUMBER_DIGITS`] digits.
+pub fn too_many_digits(answer: &str) -> bool {
+    answer
+        .split(|c: char| !(c.is_ascii_digit() || c == ',' || c == '.'))
+        .any(|run| run.bytes().filter(u8::is_ascii_digit).count() > MAX_NUMBER_DIGITS)
+}
+
 /// Removes all whitespace, then trailing periods.
 fn squeeze(s: &str) -> String {
     let mut out: String = s.chars().filter(|c| !c.is_whitespace()).collect();

@@ -10,7 +10,8 @@
 //! A call never panics and has a bounded cost: only the last
 //! [`VerifierConfig::max_scan_bytes`] bytes of a completion are scanned, every scan after that
 //! is linear, brace matching and number parsing have fixed limits (see [`crate::extract`] and
-//! [`crate::normalize`]).
+//! [`crate::normalize`]). When one of those limits decided the verdict, the score says so
+//! ([`Score::gave_up`]), so that training can report how often it happens.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,7 @@ use crate::countdown::CountdownVerifier;
 use crate::dataset::Problem;
 use crate::error::EvalError;
 use crate::extract::{AnswerFormat, Extracted, extract_with, tail};
-use crate::normalize::{Canonical, canonicalize};
+use crate::normalize::{Canonical, canonicalize, too_many_digits};
 
 /// Upper bound accepted for [`VerifierConfig::max_scan_bytes`] (1 MiB).
 pub const MAX_SCAN_BYTES_LIMIT: usize = 1 << 20;
@@ -72,6 +73,7 @@ impl VerifierConfig {
         correct: bool,
         extracted: Option<Extracted>,
         answer: Option<Canonical>,
+        gave_up: Option<GaveUp>,
     ) -> Score {
         let format_ok = extracted
             .as_ref()
@@ -88,7 +90,13 @@ impl VerifierConfig {
             format_ok,
             extracted,
             answer,
+            gave_up,
         }
+    }
+
+    /// [`GaveUp::ScanLimit`] when `completion` is longer than `max_scan_bytes`.
+    pub fn scan_limit(&self, completion: &str) -> Option<GaveUp> {
+        (completion.len() > self.max_scan_bytes).then_some(GaveUp::ScanLimit)
     }
 
     /// Checks that rewards are finite and the scan size is in range.
@@ -118,6 +126,21 @@ impl VerifierConfig {
     }
 }
 
+/// A limit on size or cost that the verifier hit on a completion: the verdict may differ from
+/// what reading the whole answer without limits would give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GaveUp {
+    /// The completion is longer than [`VerifierConfig::max_scan_bytes`]: only its end was read.
+    ScanLimit,
+    /// The answer holds a number of more than [`crate::normalize::MAX_NUMBER_DIGITS`] digits,
+    /// which is compared as text, not as a number.
+    NumberTooLong,
+    /// The Countdown expression is longer, deeper or has longer literals than
+    /// [`crate::countdown`]'s limits, so it was not evaluated.
+    ExpressionTooLarge,
+}
+
 /// The verdict on one completion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Score {
@@ -131,6 +154,8 @@ pub struct Score {
     pub extracted: Option<Extracted>,
     /// Canonical form of the extracted answer (what majority voting compares).
     pub answer: Option<Canonical>,
+    /// The limit that decided the verdict, if one did.
+    pub gave_up: Option<GaveUp>,
 }
 
 /// Scores completions against reference answers; see the module docs for the reward.
@@ -181,7 +206,13 @@ impl MathVerifier {
             (Some(a), Some(r)) => a.matches(r),
             _ => false,
         };
-        self.config.score(correct, extracted, answer)
+        let gave_up = self.config.scan_limit(completion).or_else(|| {
+            extracted
+                .as_ref()
+                .filter(|e| too_many_digits(&e.text))
+                .map(|_| GaveUp::NumberTooLong)
+        });
+        self.config.score(correct, extracted, answer, gave_up)
     }
 }
 
@@ -373,6 +404,59 @@ mod tests {
         assert!(!v.score(&far, "7").correct);
         let near = format!("{}\n#### 7", "x".repeat(100));
         assert!(v.score(&near, "7").correct);
+    }
+
+    #[test]
+    fn answers_decided_by_a_limit_are_reported() {
+        let v = MathVerifier::new(VerifierConfig {
+            max_scan_bytes: 64,
+            ..VerifierConfig::default()
+        })
+        .unwrap();
+        assert_eq!(v.score("#### 72", "72").gave_up, None);
+        // 100 bytes: only the last 64 are read (the answer is still found there).
+        let long = format!("{}#### 72", "x".repeat(93));
+        let score = v.score(&long, "72");
+        assert!(score.correct);
+        assert_eq!(score.gave_up, Some(GaveUp::ScanLimit));
+        // A 101-digit answer is compared as text, not as a number.
+        let v = default_verifier();
+        let huge = "7".repeat(101);
+        let score = v.score(&format!("#### {huge}"), &huge);
+        assert_eq!(score.gave_up, Some(GaveUp::NumberTooLong));
+        assert_eq!(score.answer, Some(Canonical::Text(huge)));
+        // 100 digits, with separators and a decimal point, are still read as a number.
+        let fits = format!("{},{}.{}", "1".repeat(3), "2".repeat(3), "3".repeat(94));
+        let score = v.score(&format!("#### {fits}"), "1222");
+        assert_eq!(score.gave_up, None);
+        assert!(matches!(score.answer, Some(Canonical::Number(_))));
+        // The countdown verifier reports expressions past its limits.
+        let countdown = Verifier::new(TaskKind::Countdown, VerifierConfig::default()).unwrap();
+        let problem = |line: &str| {
+            crate::dataset::parse_jsonl(
+                line.as_bytes(),
+                "c.jsonl".as_ref(),
+                &crate::dataset::DatasetConfig {
+                    numbers_field: Some("numbers".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .remove(0)
+        };
+        let p = problem(r#"{"question": "q", "answer": 10, "numbers": [6, 4]}"#);
+        assert_eq!(countdown.score("<answer>6+4</answer>", &p).gave_up, None);
+        for expression in ["1234567890123+1".to_string(), "1+".repeat(600) + "1"] {
+            let score = countdown.score(&format!("<answer>{expression}</answer>"), &p);
+            assert_eq!(
+                score.gave_up,
+                Some(GaveUp::ExpressionTooLarge),
+                "{expression}"
+            );
+            assert!(!score.correct);
+        }
+        // A malformed expression is wrong, not given up on.
+        assert_eq!(countdown.score("<answer>6+</answer>", &p).gave_up, None);
     }
 
     #[test]

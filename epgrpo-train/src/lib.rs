@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod checkpoint;
+pub mod char_tokenizer;
 pub mod cli;
 pub mod codec;
 pub mod commands;

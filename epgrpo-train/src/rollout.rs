@@ -58,6 +58,13 @@ impl Rollout {
         SequenceBatch::new(&prompts, &answers, self.pad)
     }
 
+    /// Fraction of completions whose verdict a size or cost limit of the verifier decided
+    /// ([`epgrpo_eval::GaveUp`]).
+    pub fn gave_up_fraction(&self) -> f64 {
+        let gave_up = self.scores.iter().filter(|s| s.gave_up.is_some()).count();
+        gave_up as f64 / self.scores.len().max(1) as f64
+    }
+
     /// Mean completion length in tokens.
     pub fn mean_length(&self) -> f64 {
         let total: usize = self.completions.iter().map(|c| c.tokens.len()).sum();

@@ -42,6 +42,19 @@ impl CharVocab {
             .collect()
     }
 
+    /// The text of one id: `<pad>`, `<bos>`, `<eos>` or the character (`None` past the end).
+    pub fn token(id: u32) -> Option<String> {
+        match id {
+            Self::PAD => Some("<pad>".into()),
+            Self::BOS => Some("<bos>".into()),
+            Self::EOS => Some("<eos>".into()),
+            _ => Self::SYMBOLS
+                .chars()
+                .nth((id as usize).checked_sub(3)?)
+                .map(String::from),
+        }
+    }
+
     /// `<bos>` followed by the question's characters.
     pub fn prompt(question: &str) -> Result<Vec<u32>, char> {
         let mut ids = vec![Self::BOS];

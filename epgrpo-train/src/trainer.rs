@@ -10,6 +10,7 @@ use epgrpo_eval::{Problem, Verifier, VerifierConfig};
 use epgrpo_kernels::KernelBackend;
 use epgrpo_models::{Decoder, save_hf_dir};
 
+use crate::char_tokenizer;
 use crate::checkpoint::{self, RunState, Stage};
 use crate::config::TrainConfig;
 use crate::error::CliError;
@@ -355,6 +356,10 @@ where
         let dir = run_dir.join(EXPORT_DIR);
         save_hf_dir(&model.valid(), &architecture, codec.tokenizer(), &dir)
             .map_err(|e| CliError::Internal(format!("exporting the model: {e}")))?;
+        if codec.tokenizer().is_none() {
+            // The scratch decoder's character vocabulary, so that the directory is complete.
+            char_tokenizer::write(&dir, &config.task.prompt)?;
+        }
     }
     summarize(run_dir, &state, accuracy_final)
 }
