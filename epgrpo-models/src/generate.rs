@@ -113,6 +113,19 @@ pub fn generate<B: Backend>(
     config: &GenerationConfig,
     device: &B::Device,
 ) -> Result<Vec<Completion>, GenerateError> {
+    generate_from(decoder, prompts, 0, config, device)
+}
+
+/// [`generate`] for the prompts from `first_prompt` on of a larger batch (one process's share
+/// of a data-parallel step): prompt `i` draws its samples as prompt `first_prompt + i` of the
+/// whole batch does, so the samples do not depend on how the batch is split.
+pub fn generate_from<B: Backend>(
+    decoder: &Decoder<B>,
+    prompts: &[Vec<u32>],
+    first_prompt: usize,
+    config: &GenerationConfig,
+    device: &B::Device,
+) -> Result<Vec<Completion>, GenerateError> {
     config.validate()?;
     if let Some(index) = prompts.iter().position(Vec::is_empty) {
         return Err(GenerateError::EmptyPrompt { index });
@@ -154,7 +167,7 @@ pub fn generate<B: Backend>(
         .collect();
 
     let mut rngs: Vec<SequenceRng> = (0..rows)
-        .map(|r| SequenceRng::for_sequence(config.seed, r / g, r % g))
+        .map(|r| SequenceRng::for_sequence(config.seed, first_prompt + r / g, r % g))
         .collect();
     let mut done = vec![false; rows];
     for step in 0..config.max_new_tokens {

@@ -34,6 +34,17 @@ pub trait BackendJob {
 
 /// Runs `job` on the backend of `kind`, or explains which feature is missing.
 pub fn run_on<J: BackendJob>(kind: DeviceKind, job: J) -> Result<J::Output, CliError> {
+    run_on_device(kind, 0, job)
+}
+
+/// [`run_on`] on device `ordinal` of `kind` (a CUDA device's index: a data-parallel rank's
+/// local rank; the CPU and wgpu have one device).
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn run_on_device<J: BackendJob>(
+    kind: DeviceKind,
+    ordinal: usize,
+    job: J,
+) -> Result<J::Output, CliError> {
     match kind {
         DeviceKind::Cpu => {
             job.run::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>(Default::default())
@@ -43,9 +54,9 @@ pub fn run_on<J: BackendJob>(kind: DeviceKind, job: J) -> Result<J::Output, CliE
             job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(Default::default())
         }
         #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => {
-            job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default())
-        }
+        DeviceKind::Cuda => job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(
+            burn::backend::cuda::CudaDevice { index: ordinal },
+        ),
         #[allow(unreachable_patterns)]
         other => Err(CliError::Input(format!(
             "--device {}: this binary was built without the `{}` feature (cargo build --release -p epgrpo-train --features {})",

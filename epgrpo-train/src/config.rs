@@ -37,6 +37,8 @@ pub struct TrainConfig {
     pub train: RunConfig,
     /// Held-out evaluation.
     pub eval: EvalConfig,
+    /// Data-parallel training across processes.
+    pub distributed: DistributedConfig,
 }
 
 /// `[model]`: a small Llama-style decoder built from scratch for the task's character
@@ -270,6 +272,41 @@ impl Default for EvalConfig {
     }
 }
 
+/// `[distributed]`: data parallelism, one process per device, launched by torchrun, Slurm,
+/// `mpirun` or `epgrpo launch` (see docs/distributed.md). One process ignores the section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistributedConfig {
+    /// The communication engine between processes.
+    pub backend: DistributedBackend,
+    /// Gradients and parameters travel in buckets of at most this many MiB.
+    pub bucket_mb: usize,
+    /// Compare a checksum of every replica's parameters every this many RL steps (0: never).
+    pub check_every: usize,
+}
+
+impl Default for DistributedConfig {
+    fn default() -> Self {
+        Self {
+            backend: DistributedBackend::None,
+            bucket_mb: 64,
+            check_every: 10,
+        }
+    }
+}
+
+/// The engine that moves gradients and statistics between processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DistributedBackend {
+    /// One process; a launch of several is refused.
+    None,
+    /// MPI on host buffers (the `mpi` cargo feature; CPU processes).
+    Mpi,
+    /// NCCL on CUDA buffers (the `nccl` cargo feature, `--device cuda`).
+    Nccl,
+}
+
 impl TrainConfig {
     /// Parses TOML; `origin` names the source in error messages.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, CliError> {
@@ -320,6 +357,7 @@ impl TrainConfig {
         positive("optim.minibatches", self.optim.minibatches);
         positive("optim.grad_accumulation", self.optim.grad_accumulation);
         positive("train.steps", self.train.steps);
+        positive("distributed.bucket_mb", self.distributed.bucket_mb);
         positive(
             "train.max_consecutive_skipped",
             self.train.max_consecutive_skipped,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod codec;
 pub mod commands;
 pub mod config;
+pub mod distributed;
 pub mod error;
 pub mod evaluate;
 pub mod metrics;

@@ -3,7 +3,8 @@
 
 use burn::prelude::*;
 use epgrpo_eval::{Problem, Score, Verifier};
-use epgrpo_models::{Completion, Decoder, FinishReason, GenerationConfig, Sampling, generate};
+use epgrpo_models::generate::generate_from;
+use epgrpo_models::{Completion, Decoder, FinishReason, GenerationConfig, Sampling};
 
 use crate::codec::Codec;
 use crate::config::RolloutConfig;
@@ -107,11 +108,25 @@ pub fn rollout<B: Backend>(
     verifier: &Verifier,
     device: &B::Device,
 ) -> Result<Rollout, CliError> {
+    rollout_from(model, codec, problems, 0, generation, verifier, device)
+}
+
+/// [`rollout`] of the problems from `first_prompt` on of a larger batch, sampled as in the
+/// whole batch ([`epgrpo_models::generate::generate_from`]).
+pub fn rollout_from<B: Backend>(
+    model: &Decoder<B>,
+    codec: &Codec,
+    problems: Vec<Problem>,
+    first_prompt: usize,
+    generation: &GenerationConfig,
+    verifier: &Verifier,
+    device: &B::Device,
+) -> Result<Rollout, CliError> {
     let prompts = problems
         .iter()
         .map(|p| codec.prompt(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let completions = generate(model, &prompts, generation, device)
+    let completions = generate_from(model, &prompts, first_prompt, generation, device)
         .map_err(|e| CliError::Internal(format!("generation failed: {e}")))?;
     let g = generation.samples_per_prompt;
     let texts: Vec<String> = completions

@@ -12,9 +12,11 @@ use epgrpo_core::{
     GroupTensors, LossInputs, LossNormalizer, TokenCounts, policy_loss, token_advantages,
 };
 use epgrpo_kernels::KernelBackend;
-use epgrpo_models::Decoder;
+use epgrpo_models::{Decoder, FinishReason};
 
 use crate::config::TrainConfig;
+use crate::distributed::{Communicator, sync};
+use crate::error::CliError;
 use crate::metrics::{RlMetrics, quantile};
 use crate::optim::clip_global_norm;
 use crate::rollout::Rollout;
@@ -74,6 +76,31 @@ where
     B::InnerBackend: KernelBackend,
     O: Optimizer<Decoder<B>, B>,
 {
+    let single = &Communicator::Single;
+    rl_update_on(model, optim, reference, rollout, config, lr, device, single)
+        .expect("one process does not communicate")
+}
+
+/// [`rl_update`] on this rank's share of the prompt groups of a data-parallel step: the loss
+/// denominators count every rank's minibatch rows, the gradients are summed over ranks before
+/// clipping, and the statistics cover every rank's responses.
+#[allow(clippy::too_many_arguments)]
+pub fn rl_update_on<B, O>(
+    model: Decoder<B>,
+    optim: &mut O,
+    reference: &Decoder<B::InnerBackend>,
+    rollout: &Rollout,
+    config: &TrainConfig,
+    lr: f64,
+    device: &B::Device,
+    comm: &Communicator,
+) -> Result<(Decoder<B>, UpdateReport), CliError>
+where
+    B: AutodiffBackend + KernelBackend,
+    B::InnerBackend: KernelBackend,
+    O: Optimizer<Decoder<B>, B>,
+{
+    let bucket_bytes = config.distributed.bucket_mb << 20;
     let temperature = config.rollout.temperature;
     let (b, g) = (rollout.problems.len(), config.algorithm.group_size);
     let batch = rollout.sequences();
@@ -119,6 +146,7 @@ where
                     .slice(first, first + rows_per_minibatch)
                     .response_lengths(),
             );
+            let counts = sum_counts(comm, counts)?;
             let normalizer =
                 LossNormalizer::new(&config.algorithm, counts, config.rollout.max_new_tokens);
             let mut accumulator = GradientsAccumulator::<Decoder<B>>::new();
@@ -152,6 +180,12 @@ where
                 );
             }
             let mut grads = accumulator.grads();
+            sync::sum_gradients(&model, &mut grads, comm, bucket_bytes)?;
+            let loss_sum = {
+                let mut total = [loss_sum];
+                comm.sum_f64(&mut total)?;
+                total[0]
+            };
             let norm = clip_global_norm(&model, &mut grads, optim_config.max_grad_norm);
             norms.push(norm);
             losses.push(loss_sum);
@@ -183,22 +217,25 @@ where
     };
     let mean =
         |values: &[f32]| values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64;
-    let mut entropies = valid(host(&entropy));
-    let weights = valid(host(&advantages.token_weight.clone().reshape([n, c])));
+    let mut entropies = comm.gather_f32(valid(host(&entropy)))?;
+    let weights = comm.gather_f32(valid(host(
+        &advantages.token_weight.clone().reshape([n, c]),
+    )))?;
     let gate_mean = mean(&weights);
     let gate_var = weights
         .iter()
         .map(|&w| (w as f64 - gate_mean).powi(2))
         .sum::<f64>()
         / weights.len().max(1) as f64;
-    let all_adv = valid(host(&token_advantage));
-    let progress = valid(host(&advantages.progress.clone().reshape([n, c])));
+    let all_adv = comm.gather_f32(valid(host(&token_advantage)))?;
+    let progress = comm.gather_f32(valid(host(&advantages.progress.clone().reshape([n, c]))))?;
     let outcome: Vec<f32> = all_adv
         .iter()
         .zip(&progress)
         .map(|(a, p)| (a - p).abs())
         .collect();
-    let drift: Vec<f32> = valid(host(&(logp_old - logp_ref)))
+    let drift: Vec<f32> = comm
+        .gather_f32(valid(host(&(logp_old - logp_ref))))?
         .iter()
         .map(|d| d.abs())
         .collect();
@@ -210,19 +247,37 @@ where
         .convert::<i64>()
         .to_vec::<i64>()
         .expect("ints");
-    let reward_mean = rollout.rewards.iter().sum::<f64>() / rollout.rewards.len().max(1) as f64;
-    let reward_var = rollout
-        .rewards
+    let zero_var = comm.gather_f64(zero_var.into_iter().map(|z| z as f64).collect())?;
+    let rewards = comm.gather_f64(rollout.rewards.clone())?;
+    let correct = comm.gather_f64(rollout.correct.iter().map(|&c| f64::from(c)).collect())?;
+    let lengths = comm.gather_f64(
+        rollout
+            .completions
+            .iter()
+            .map(|c| c.tokens.len() as f64)
+            .collect(),
+    )?;
+    let mut truncated = [rollout
+        .completions
+        .iter()
+        .filter(|c| c.finish == FinishReason::Length)
+        .count() as f64];
+    comm.sum_f64(&mut truncated)?;
+    let mut per_pass = [clip_low, clip_high, kl];
+    comm.sum_f64(&mut per_pass)?;
+    let ranks = comm.world_size() as f64;
+    let [clip_low, clip_high, kl] = per_pass.map(|v| v / ranks);
+    let reward_mean = rewards.iter().sum::<f64>() / rewards.len().max(1) as f64;
+    let reward_var = rewards
         .iter()
         .map(|r| (r - reward_mean).powi(2))
         .sum::<f64>()
-        / rollout.rewards.len().max(1) as f64;
+        / rewards.len().max(1) as f64;
     let metrics = RlMetrics {
         reward_mean,
         reward_std: reward_var.sqrt(),
-        accuracy: rollout.correct.iter().filter(|&&c| c).count() as f64
-            / rollout.correct.len().max(1) as f64,
-        zero_var_frac: zero_var.iter().filter(|&&z| z != 0).count() as f64
+        accuracy: correct.iter().sum::<f64>() / correct.len().max(1) as f64,
+        zero_var_frac: zero_var.iter().filter(|&&z| z != 0.0).count() as f64
             / zero_var.len().max(1) as f64,
         nonzero_adv_frac: all_adv.iter().filter(|a| a.abs() > 1e-8).count() as f64
             / all_adv.len().max(1) as f64,
@@ -238,8 +293,8 @@ where
         clip_low_frac: clip_low / passes,
         clip_high_frac: clip_high / passes,
         kl_mean: kl / passes,
-        response_len_mean: rollout.mean_length(),
-        truncated_frac: rollout.truncated_fraction(),
+        response_len_mean: lengths.iter().sum::<f64>() / lengths.len().max(1) as f64,
+        truncated_frac: truncated[0] / lengths.len().max(1) as f64,
         rollout_tokens_per_s: 0.0,
         scoring_tokens_per_s: 2.0 * tokens / scoring_s.max(1e-9),
         update_tokens_per_s: tokens * optim_config.epochs as f64 / update_s.max(1e-9),
@@ -253,5 +308,17 @@ where
         trailing_skipped,
         metrics,
     };
-    (model, report)
+    Ok((model, report))
+}
+
+/// The token counts of every rank's share of a minibatch (exact: integers summed in f64).
+fn sum_counts(comm: &Communicator, counts: TokenCounts) -> Result<TokenCounts, CliError> {
+    let mut values = [counts.tokens, counts.non_empty, counts.responses].map(|v| v as f64);
+    comm.sum_f64(&mut values)?;
+    let [tokens, non_empty, responses] = values.map(|v| v as usize);
+    Ok(TokenCounts {
+        tokens,
+        non_empty,
+        responses,
+    })
 }

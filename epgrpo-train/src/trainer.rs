@@ -13,15 +13,16 @@ use epgrpo_models::{Decoder, save_hf_dir};
 use crate::char_tokenizer;
 use crate::checkpoint::{self, RunState, Stage};
 use crate::config::TrainConfig;
+use crate::distributed::{Communicator, shard, sync};
 use crate::error::CliError;
 use crate::evaluate::{Graded, accuracy, greedy_eval};
 use crate::metrics::{MetricsLog, StepMetrics};
 use crate::optim::{adamw, learning_rate};
 use crate::policy::{Policy, initial_policy};
-use crate::rollout::{generation_config, rollout};
+use crate::rollout::generation_config;
 use crate::run_dir;
 use crate::sft::sft_step;
-use crate::step::rl_update;
+use crate::step::rl_update_on;
 use crate::task::ProblemSource;
 
 /// What the loop reports while it runs (the CLI draws progress bars from it).
@@ -118,12 +119,35 @@ where
     B: AutodiffBackend + KernelBackend,
     B::InnerBackend: KernelBackend,
 {
+    let single = &Communicator::Single;
+    run_on_ranks::<B>(
+        config, run_dir, resume, stop_after, device, observer, single,
+    )
+}
+
+/// [`run`] as one rank of a data-parallel run over `comm` (docs/distributed.md): each rank
+/// generates and trains on its share of the prompt groups; rank 0 alone writes the run
+/// directory.
+pub fn run_on_ranks<B>(
+    config: TrainConfig,
+    run_dir: &Path,
+    resume: bool,
+    stop_after: Option<StopAfter>,
+    device: &B::Device,
+    observer: &mut dyn Observer,
+    comm: &Communicator,
+) -> Result<Outcome, CliError>
+where
+    B: AutodiffBackend + KernelBackend,
+    B::InnerBackend: KernelBackend,
+{
+    let root = comm.is_root();
     let io = |e: std::io::Error| CliError::Internal(format!("{}: {e}", run_dir.display()));
     let (mut state, checkpoint_dir) = if resume {
         let dir = checkpoint::directory(run_dir)?;
         (checkpoint::load_state(&dir)?, Some(dir))
     } else {
-        if run_dir::holds_run(run_dir) {
+        if root && run_dir::holds_run(run_dir) {
             return Err(run_dir::occupied(run_dir));
         }
         let stage = if config.sft.steps > 0 {
@@ -144,7 +168,8 @@ where
     if let Some(stop) = stop_after {
         stop.check(&config)?;
     }
-    if checkpoint_dir.is_none() {
+    shard::check(&config, comm.world_size())?;
+    if root && checkpoint_dir.is_none() {
         std::fs::create_dir_all(run_dir).map_err(io)?;
         let toml =
             toml::to_string_pretty(&config).map_err(|e| CliError::Internal(e.to_string()))?;
@@ -162,6 +187,8 @@ where
     if let Some(dir) = &checkpoint_dir {
         model = checkpoint::load_model(dir, "model", model, device)?;
     }
+    let bucket_bytes = config.distributed.bucket_mb << 20;
+    model = sync::broadcast_parameters(model, comm, bucket_bytes)?;
     let task = ProblemSource::new(&config.task)?;
     let verifier = Verifier::new(config.task.kind, VerifierConfig::default())
         .map_err(|e| CliError::Internal(e.to_string()))?;
@@ -185,7 +212,7 @@ where
     let keep = checkpoint_dir
         .as_ref()
         .map(|_| (state.stage.name(), state.step));
-    let mut log = MetricsLog::open(run_dir, keep)?;
+    let mut log = root.then(|| MetricsLog::open(run_dir, keep)).transpose()?;
     if state.accuracy_at_start.is_none() {
         state.accuracy_at_start = Some(evaluate(&model, "start", observer)?.0);
     }
@@ -215,27 +242,35 @@ where
                 grad_norm,
                 ..Default::default()
             };
-            log.write(&metrics)?;
+            if let Some(log) = &mut log {
+                log.write(&metrics)?;
+            }
             observer.step(&metrics);
             let done = step + 1;
             let stop = stop_after == Some(StopAfter::sft(done)) && done < sft.steps;
             let every = sft.checkpoint_every;
             if done < sft.steps && (stop || (every > 0 && done % every == 0)) {
                 state.step = done;
-                checkpoint::save(run_dir, &model, None, &optim, &state)?;
+                if root {
+                    checkpoint::save(run_dir, &model, None, &optim, &state)?;
+                }
             }
             if stop {
-                return summarize(run_dir, &state, None);
+                return summarize(run_dir, &state, None, root);
             }
         }
+        // Every rank ran the same warm start; rank 0's result is the one RL starts from.
+        model = sync::broadcast_parameters(model, comm, bucket_bytes)?;
         state.stage = Stage::Rl;
         state.step = 0;
         state.accuracy_before_rl = Some(evaluate(&model, "after warm start", observer)?.0);
         let optim = adamw(config.optim.weight_decay).init::<B, Decoder<B>>();
         let frozen = (!lora).then(|| model.valid());
-        checkpoint::save(run_dir, &model, frozen.as_ref(), &optim, &state)?;
+        if root {
+            checkpoint::save(run_dir, &model, frozen.as_ref(), &optim, &state)?;
+        }
         if stop_after == Some(StopAfter::sft(sft.steps)) {
-            return summarize(run_dir, &state, None);
+            return summarize(run_dir, &state, None, root);
         }
         reference = frozen;
     }
@@ -260,6 +295,7 @@ where
     let o = &config.optim;
     let steps = config.train.steps;
     let b = config.rollout.prompts_per_step;
+    let mine = shard::prompts_of_rank(b, o.minibatches, comm.world_size(), comm.rank());
     observer.stage(Stage::Rl, steps, state.step);
     let mut last_eval = None;
     // The guard against non-finite updates: refused optimiser steps in a row, and the RL step
@@ -267,8 +303,8 @@ where
     let mut consecutive_skipped = 0;
     let mut last_checkpoint = run_dir.join("checkpoint").exists().then_some(state.step);
     for step in state.step..steps {
-        let problems: Vec<Problem> = (0..b)
-            .map(|i| task.train_problem(seed ^ RL_STREAM, (step * b + i) as u64))
+        let problems: Vec<Problem> = (mine.iter())
+            .map(|&i| task.train_problem(seed ^ RL_STREAM, (step * b + i) as u64))
             .collect();
         let generation = generation_config(
             &config.rollout,
@@ -278,10 +314,11 @@ where
             false,
         );
         let rollout_start = Instant::now();
-        let batch = rollout(
+        let batch = shard::rollout(
             &model.valid(),
             &codec,
             problems,
+            &mine,
             &generation,
             &verifier,
             device,
@@ -293,7 +330,7 @@ where
             algorithm: config.algorithm.at_step(step),
             ..config.clone()
         };
-        let (next, report) = rl_update(
+        let (next, report) = rl_update_on(
             model,
             &mut optim,
             &reference,
@@ -301,7 +338,8 @@ where
             &step_config,
             lr,
             device,
-        );
+            comm,
+        )?;
         model = next;
         consecutive_skipped = report.refused_in_a_row(consecutive_skipped);
         let mut rl = report.metrics;
@@ -323,7 +361,9 @@ where
             rl: Some(rl),
             eval_accuracy: last_eval.as_ref().map(|(value, _)| *value),
         };
-        log.write(&metrics)?;
+        if let Some(log) = &mut log {
+            log.write(&metrics)?;
+        }
         observer.step(&metrics);
         if consecutive_skipped >= config.train.max_consecutive_skipped {
             return Err(non_finite_stop(
@@ -337,8 +377,14 @@ where
         let stop = stop_after == Some(StopAfter::rl(state.step));
         if state.step == steps || stop || (every > 0 && state.step % every == 0) {
             let frozen = (!lora).then_some(&reference);
-            checkpoint::save(run_dir, &model, frozen, &optim, &state)?;
+            if root {
+                checkpoint::save(run_dir, &model, frozen, &optim, &state)?;
+            }
             last_checkpoint = Some(state.step);
+        }
+        let check = config.distributed.check_every;
+        if check > 0 && comm.world_size() > 1 && (state.step % check == 0 || stop) {
+            sync::check_replicas(&model, comm, run_dir, state.step)?;
         }
         if stop {
             break;
@@ -346,12 +392,14 @@ where
     }
     let accuracy_final = match last_eval.filter(|_| state.step == steps) {
         Some((value, graded)) => {
-            write_jsonl(&run_dir.join("eval.jsonl"), &graded)?;
+            if root {
+                write_jsonl(&run_dir.join("eval.jsonl"), &graded)?;
+            }
             Some(value)
         }
         None => None,
     };
-    if state.step == steps {
+    if root && state.step == steps {
         // The trained policy as a Hugging Face directory (LoRA merged), for any other tool.
         let dir = run_dir.join(EXPORT_DIR);
         save_hf_dir(&model.valid(), &architecture, codec.tokenizer(), &dir)
@@ -361,14 +409,16 @@ where
             char_tokenizer::write(&dir, &config.task.prompt)?;
         }
     }
-    summarize(run_dir, &state, accuracy_final)
+    summarize(run_dir, &state, accuracy_final, root)
 }
 
 /// The outcome of a finished or stopped run, also written to `summary.json`.
+/// (`write`: rank 0 only).
 fn summarize(
     run_dir: &Path,
     state: &RunState,
     accuracy_final: Option<f64>,
+    write: bool,
 ) -> Result<Outcome, CliError> {
     let outcome = Outcome {
         run_dir: run_dir.to_path_buf(),
@@ -380,6 +430,9 @@ fn summarize(
             Stage::Rl => state.step,
         },
     };
+    if !write {
+        return Ok(outcome);
+    }
     let summary =
         serde_json::to_string_pretty(&outcome).map_err(|e| CliError::Internal(e.to_string()))?;
     let path = run_dir.join("summary.json");

@@ -6,17 +6,21 @@ use burn::tensor::backend::AutodiffBackend;
 use epgrpo_kernels::KernelBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::backend::{BackendJob, run_on};
-use crate::checkpoint::Stage;
+use crate::backend::{BackendJob, run_on_device};
+use crate::checkpoint::{self, Stage};
 use crate::cli::TrainArgs;
 use crate::config::TrainConfig;
+use crate::distributed::{Communicator, env};
 use crate::error::CliError;
 use crate::metrics::StepMetrics;
 use crate::run_dir;
-use crate::trainer::{Observer, Outcome, StopAfter, run};
+use crate::trainer::{Observer, Outcome, StopAfter, run_on_ranks};
 
 /// Runs `epgrpo train` and returns the closing report.
 pub fn execute(args: TrainArgs) -> Result<String, CliError> {
+    // One of several processes when a launcher started it (docs/distributed.md); rank 0 alone
+    // chooses and writes the run directory.
+    let placement = env::detect()?;
     let (config, run_dir, resume) = match &args.resume {
         Some(dir) => (TrainConfig::default(), dir.clone(), true),
         None => {
@@ -39,7 +43,10 @@ pub fn execute(args: TrainArgs) -> Result<String, CliError> {
             config
                 .validate()
                 .map_err(|e| CliError::Input(format!("configuration: {e}")))?;
-            let (dir, moved) = place(&config.train.out_dir, args.out.is_some(), args.overwrite)?;
+            let (dir, moved) = match placement.rank {
+                0 => place(&config.train.out_dir, args.out.is_some(), args.overwrite)?,
+                _ => (config.train.out_dir.clone(), None),
+            };
             config.train.out_dir = dir.clone();
             if let Some(note) = &moved {
                 eprintln!("{note}");
@@ -52,14 +59,29 @@ pub fn execute(args: TrainArgs) -> Result<String, CliError> {
         (None, Some(step)) => Some(StopAfter::sft(step)),
         (None, None) => None,
     };
+    // A resumed run keeps the [distributed] section it was started with.
+    let distributed = if resume {
+        let saved = checkpoint::load_state(&checkpoint::directory(&run_dir)?)?;
+        saved.config.distributed
+    } else {
+        config.distributed.clone()
+    };
+    let comm = Communicator::connect(&distributed, &placement)?;
     let job = TrainJob {
         config,
         run_dir,
         resume,
         stop_after,
         plain: args.plain,
+        comm,
     };
-    let outcome = run_on(args.device, job)?;
+    let outcome = run_on_device(args.device, placement.local_rank, job)?;
+    if placement.rank > 0 {
+        return Ok(format!(
+            "rank {} of {}: done (rank 0 reports and writes the run directory)",
+            placement.rank, placement.world_size
+        ));
+    }
     let plots = crate::plot::plot_run(&outcome.run_dir)?;
     let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
     Ok(format!(
@@ -113,6 +135,7 @@ struct TrainJob {
     resume: bool,
     stop_after: Option<StopAfter>,
     plain: bool,
+    comm: Communicator,
 }
 
 impl BackendJob for TrainJob {
@@ -126,14 +149,16 @@ impl BackendJob for TrainJob {
         let mut observer = Progress {
             bar: None,
             plain: self.plain,
+            silent: !self.comm.is_root(),
         };
-        let outcome = run::<B>(
+        let outcome = run_on_ranks::<B>(
             self.config,
             &self.run_dir,
             self.resume,
             self.stop_after,
             &device,
             &mut observer,
+            &self.comm,
         );
         if let Some(bar) = observer.bar.take() {
             bar.finish();
@@ -142,14 +167,19 @@ impl BackendJob for TrainJob {
     }
 }
 
-/// Progress bars on standard error (or plain lines with `--plain`).
+/// Progress bars on standard error (or plain lines with `--plain`; nothing on ranks other than
+/// 0, `silent`).
 struct Progress {
     bar: Option<ProgressBar>,
     plain: bool,
+    silent: bool,
 }
 
 impl Observer for Progress {
     fn stage(&mut self, stage: Stage, total: usize, done: usize) {
+        if self.silent {
+            return;
+        }
         if let Some(bar) = self.bar.take() {
             bar.finish();
         }
@@ -170,6 +200,9 @@ impl Observer for Progress {
     }
 
     fn step(&mut self, metrics: &StepMetrics) {
+        if self.silent {
+            return;
+        }
         let message = match &metrics.rl {
             Some(rl) => format!(
                 "reward {:.3} acc {:.3} zero-var {:.2} H {:.3} |Âprog| {:.3} kl {:.4}",
@@ -192,6 +225,9 @@ impl Observer for Progress {
     }
 
     fn evaluated(&mut self, label: &str, accuracy: f64) {
+        if self.silent {
+            return;
+        }
         let line = format!("held-out accuracy ({label}): {:.1}%", 100.0 * accuracy);
         match &self.bar {
             Some(bar) if !self.plain => bar.println(line),
