@@ -103,6 +103,10 @@ pub struct RlMetrics {
     /// Fraction of answers cut at max_new_tokens.
     #[serde(rename = "response/truncated_frac", with = "number")]
     pub truncated_frac: f64,
+    /// Fraction of answers whose verdict a size or cost limit of the verifier decided (longer
+    /// than its scan window, a number too long to read, a Countdown expression too large).
+    #[serde(rename = "reward/verifier_gave_up", default, with = "number")]
+    pub verifier_gave_up: f64,
     /// Answer tokens generated per second during the rollout.
     #[serde(rename = "perf/rollout_tokens_per_s", with = "number")]
     pub rollout_tokens_per_s: f64,

@@ -295,6 +295,7 @@ where
         kl_mean: kl / passes,
         response_len_mean: lengths.iter().sum::<f64>() / lengths.len().max(1) as f64,
         truncated_frac: truncated[0] / lengths.len().max(1) as f64,
+        verifier_gave_up: rollout.gave_up_fraction(),
         rollout_tokens_per_s: 0.0,
         scoring_tokens_per_s: 2.0 * tokens / scoring_s.max(1e-9),
         update_tokens_per_s: tokens * optim_config.epochs as f64 / update_s.max(1e-9),
