@@ -6,6 +6,7 @@
 use burn::nn::{LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use epgrpo_kernels::{KernelBackend, matmul};
 
 use crate::config::DecoderConfig;
 use crate::kv_cache::LayerCache;
@@ -84,7 +85,10 @@ impl<B: Backend> Attention<B> {
         rope: &RopeTables<B>,
         bias: Tensor<B, 4>,
         cache: Option<(&mut LayerCache<B>, usize)>,
-    ) -> Tensor<B, 3> {
+    ) -> Tensor<B, 3>
+    where
+        B: KernelBackend,
+    {
         let [b, t, _] = x.dims();
         // `[batch, seq, n · head_dim]` → `[batch, n, seq, head_dim]`, each head normalised
         // first where the model has a per-head norm.
@@ -123,11 +127,10 @@ impl<B: Backend> Attention<B> {
         let keys = k.dims()[2];
         let q = q.reshape([b, kv, group * t, hd]);
         let scale = (hd as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)) * scale;
+        let scores = matmul(q, k.swap_dims(2, 3)) * scale;
         let scores = scores.reshape([b, kv, group, t, keys]) + bias.unsqueeze_dim::<5>(2);
         let probs = softmax(scores, 4).reshape([b, kv, group * t, keys]);
-        let context = probs
-            .matmul(v)
+        let context = matmul(probs, v)
             .reshape([b, self.num_heads, t, hd])
             .swap_dims(1, 2)
             .reshape([b, t, self.num_heads * hd]);

@@ -4,6 +4,7 @@
 
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
+use epgrpo_kernels::{KernelBackend, matmul};
 
 use crate::attention::Attention;
 use crate::config::DecoderConfig;
@@ -11,11 +12,6 @@ use crate::kv_cache::KvCache;
 use crate::mlp::Mlp;
 use crate::padding::LeftPadding;
 use crate::rope::{RopeTables, RotaryEmbedding};
-
-/// Vocabulary entries per block of the output head when no gradient flows to it (see
-/// [`Decoder::logits`]): 2.4 MB blocks at SmolLM2's width, smaller than the projection weights,
-/// whose copies glibc already serves from the heap.
-const HEAD_BLOCK_ROWS: usize = 1024;
 
 /// One pre-norm transformer block (`model.layers.{i}` in HF checkpoints).
 #[derive(Module, Debug)]
@@ -52,7 +48,10 @@ impl<B: Backend> DecoderLayer<B> {
         rope: &RopeTables<B>,
         bias: Tensor<B, 4>,
         cache: Option<(&mut crate::kv_cache::LayerCache<B>, usize)>,
-    ) -> Tensor<B, 3> {
+    ) -> Tensor<B, 3>
+    where
+        B: KernelBackend,
+    {
         let attn =
             self.self_attn
                 .forward(self.input_layernorm.forward(x.clone()), rope, bias, cache);
@@ -107,7 +106,10 @@ impl<B: Backend> Decoder<B> {
     /// # Shapes
     /// - `tokens`: `[batch, seq]`
     /// - output: `[batch, seq, vocab]`
-    pub fn forward(&self, tokens: Tensor<B, 2, Int>, padding: &LeftPadding) -> Tensor<B, 3> {
+    pub fn forward(&self, tokens: Tensor<B, 2, Int>, padding: &LeftPadding) -> Tensor<B, 3>
+    where
+        B: KernelBackend,
+    {
         self.logits(self.hidden_states(tokens, padding))
     }
 
@@ -116,7 +118,10 @@ impl<B: Backend> Decoder<B> {
     /// # Shapes
     /// - `tokens`: `[batch, seq]`
     /// - output: `[batch, seq, hidden]`
-    pub fn hidden_states(&self, tokens: Tensor<B, 2, Int>, padding: &LeftPadding) -> Tensor<B, 3> {
+    pub fn hidden_states(&self, tokens: Tensor<B, 2, Int>, padding: &LeftPadding) -> Tensor<B, 3>
+    where
+        B: KernelBackend,
+    {
         let [_, t] = tokens.dims();
         let device = tokens.device();
         let rope = self.rope.tables(&padding.positions(0, t), &device);
@@ -141,7 +146,10 @@ impl<B: Backend> Decoder<B> {
         &self,
         tokens: Tensor<B, 2, Int>,
         cache: &mut KvCache<B>,
-    ) -> Tensor<B, 3> {
+    ) -> Tensor<B, 3>
+    where
+        B: KernelBackend,
+    {
         self.logits(self.hidden_states_cached(tokens, cache))
     }
 
@@ -159,7 +167,10 @@ impl<B: Backend> Decoder<B> {
         &self,
         tokens: Tensor<B, 2, Int>,
         cache: &mut KvCache<B>,
-    ) -> Tensor<B, 3> {
+    ) -> Tensor<B, 3>
+    where
+        B: KernelBackend,
+    {
         let [b, t] = tokens.dims();
         let start = cache.len();
         assert_eq!(b, cache.padding().batch(), "token rows vs cache rows");
@@ -181,62 +192,28 @@ impl<B: Backend> Decoder<B> {
         self.norm.forward(x)
     }
 
-    /// Output head applied to final-norm hidden states.
+    /// Output head applied to final-norm hidden states: `h · W` with a separate head
+    /// `[hidden, vocab]`, `h · Eᵀ` with the tied embedding `[vocab, hidden]`. The kernels'
+    /// product reads `Eᵀ` as a strided view: nothing of the head's size is copied.
     ///
     /// # Shapes
     /// - `hidden`: `[batch, seq, hidden]`
     /// - output: `[batch, seq, vocab]`
-    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3>
+    where
+        B: KernelBackend,
+    {
         let [b, t, d] = hidden.dims();
         let rows = hidden.reshape([b * t, d]);
-        // Without a gradient to the head, multiply it in blocks of vocabulary entries: the CPU
-        // backend copies both operands of every matmul into fresh buffers, and a copy of the
-        // whole head (113 MB for SmolLM2) is an `mmap` of new pages on every call (≈0.1 s of
-        // page faults per decode step), while blocks of a few MB reuse heap memory. With a
-        // gradient, the backward of each block would build a zero tensor the size of the whole
-        // head, so the product stays in one piece there (and unsliced).
-        let blocks = |v: usize, grad: bool| {
-            let block = if grad { v.max(1) } else { HEAD_BLOCK_ROWS };
-            (0..v)
-                .step_by(block)
-                .map(move |start| start..(start + block).min(v))
-        };
         let logits = match &self.lm_head {
             Some(head) => {
-                let weight = head.weight.val();
-                let v = weight.dims()[1];
-                let parts: Vec<Tensor<B, 2>> = blocks(v, weight.is_require_grad())
-                    .map(|cols| {
-                        if cols.len() == v {
-                            rows.clone().matmul(weight.clone())
-                        } else {
-                            rows.clone().matmul(weight.clone().slice([0..d, cols]))
-                        }
-                    })
-                    .collect();
-                let logits = Tensor::cat(parts, 1);
+                let logits = matmul(rows, head.weight.val());
                 match &head.bias {
                     Some(bias) => logits + bias.val().unsqueeze(),
                     None => logits,
                 }
             }
-            None => {
-                let weight = self.embed_tokens.weight.val();
-                let v = weight.dims()[0];
-                // `E · hᵀ` reads the `[vocab, hidden]` embedding row-major; `h · Eᵀ` made the
-                // CPU backend walk the large matrix against its layout (≈5× slower).
-                let columns = rows.transpose();
-                let parts: Vec<Tensor<B, 2>> = blocks(v, weight.is_require_grad())
-                    .map(|vocab| {
-                        if vocab.len() == v {
-                            weight.clone().matmul(columns.clone())
-                        } else {
-                            weight.clone().slice([vocab, 0..d]).matmul(columns.clone())
-                        }
-                    })
-                    .collect();
-                Tensor::cat(parts, 0).transpose()
-            }
+            None => matmul(rows, self.embed_tokens.weight.val().transpose()),
         };
         let v = logits.dims()[1];
         logits.reshape([b, t, v])
@@ -275,34 +252,36 @@ mod tests {
 
     type TestBackend = NdArray<f32>;
 
-    /// A vocabulary spanning several head blocks, the last one partial.
-    fn wide_vocab_decoder(tied: bool) -> Decoder<Autodiff<TestBackend>> {
+    fn small_decoder(tied: bool) -> Decoder<Autodiff<TestBackend>> {
         let json = format!(
-            r#"{{"model_type": "llama", "vocab_size": {}, "hidden_size": 16,
+            r#"{{"model_type": "llama", "vocab_size": 301, "hidden_size": 16,
             "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
             "num_key_value_heads": 1, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-            "max_position_embeddings": 64, "tie_word_embeddings": {tied}}}"#,
-            2 * HEAD_BLOCK_ROWS + 37
+            "max_position_embeddings": 64, "tie_word_embeddings": {tied}}}"#
         );
         let config = DecoderConfig::from_json_str(&json, Path::new("config.json")).unwrap();
         Decoder::init(&config, &Default::default())
     }
 
     #[test]
-    fn blocked_head_equals_the_single_product() {
+    fn head_equals_burns_product_with_and_without_a_graph() {
         for tied in [true, false] {
-            let model = wide_vocab_decoder(tied);
+            let model = small_decoder(tied);
             let hidden = Tensor::<Autodiff<TestBackend>, 3>::random(
                 [2, 3, 16],
                 burn::tensor::Distribution::Default,
                 &Default::default(),
             );
-            // Autodiff parameters take gradients: one product. `valid()`: blocks.
-            let whole = model.logits(hidden.clone()).inner();
-            let blocked = model.valid().logits(hidden.inner());
-            assert_eq!(blocked.dims(), [2, 3, 2 * HEAD_BLOCK_ROWS + 37]);
-            let diff = (whole - blocked).abs().max().into_scalar();
-            assert!(diff < 1e-6, "tied {tied}: max |Δ| = {diff}");
+            let rows = hidden.clone().inner().reshape([6, 16]);
+            let expected = match &model.lm_head {
+                Some(head) => rows.matmul(head.weight.val().inner()),
+                None => rows.matmul(model.embed_tokens.weight.val().inner().transpose()),
+            };
+            for logits in [model.logits(hidden.clone()).inner(), model.valid().logits(hidden.inner())] {
+                assert_eq!(logits.dims(), [2, 3, 301]);
+                let diff = (logits.reshape([6, 301]) - expected.clone()).abs().max().into_scalar();
+                assert!(diff < 1e-5, "tied {tied}: max |Δ| = {diff}");
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! is recorded.
 
 use burn::prelude::*;
+use epgrpo_kernels::KernelBackend;
 
 use crate::decoder::Decoder;
 use crate::padding::LeftPadding;
@@ -107,7 +108,7 @@ impl GenerationConfig {
 
 /// Draws `samples_per_prompt` completions for every prompt, ordered prompt-major
 /// (`prompt 0 sample 0, prompt 0 sample 1, …`).
-pub fn generate<B: Backend>(
+pub fn generate<B: KernelBackend>(
     decoder: &Decoder<B>,
     prompts: &[Vec<u32>],
     config: &GenerationConfig,
@@ -213,7 +214,7 @@ fn token_tensor<B: Backend>(rows: &[Vec<u32>], device: &B::Device) -> Tensor<B, 
 ///
 /// # Shapes
 /// - `hidden`: final-norm hidden states `[rows, seq, hidden]` → host `rows * vocab`, row-major
-fn last_logits<B: Backend>(decoder: &Decoder<B>, hidden: Tensor<B, 3>) -> Vec<f32> {
+fn last_logits<B: KernelBackend>(decoder: &Decoder<B>, hidden: Tensor<B, 3>) -> Vec<f32> {
     let [b, t, d] = hidden.dims();
     let logits = decoder.logits(hidden.slice([0..b, t - 1..t, 0..d]));
     let v = logits.dims()[2];

@@ -13,6 +13,7 @@ use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use epgrpo_kernels::{KernelBackend, matmul};
 
 use crate::decoder::Decoder;
 
@@ -181,13 +182,13 @@ impl<B: Backend> LoraAdapter<B> {
     /// `scale · dropout(x)·A·B`.
     ///
     /// # Shapes
-    /// - `x`: `[..., in]` → `[..., out]`
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        self.dropout
-            .forward(x)
-            .matmul(self.lora_a.val().unsqueeze())
-            .matmul(self.lora_b.val().unsqueeze())
-            * self.scale
+    /// - `x`: `[rows, in]` → `[rows, out]`
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2>
+    where
+        B: KernelBackend,
+    {
+        let low_rank = matmul(self.dropout.forward(x), self.lora_a.val());
+        matmul(low_rank, self.lora_b.val()) * self.scale
     }
 }
 
@@ -217,24 +218,34 @@ impl<B: Backend> LoraLinear<B> {
     ///
     /// # Shapes
     /// - `x`: `[..., in]` → `[..., out]`
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D>
+    where
+        B: KernelBackend,
+    {
         // One `[rows, in] × [in, out]` product instead of Burn's broadcast batch matmul, which
-        // multiplies every leading index separately: on the CPU each of those re-packs the
-        // whole weight (decoding `G` rows with one token each read every weight `G` times), and
-        // the weight gradient became `[batch, in, out]` partial products summed afterwards.
-        if D <= 2 {
-            return self.project(x);
-        }
+        // multiplies every leading index separately (decoding `G` rows with one token each read
+        // every weight `G` times, and the weight gradient became `[batch, in, out]` partial
+        // products summed afterwards). The product is the kernels' (`gemm` on the CPU).
         let mut dims = x.dims();
-        let y = self.project(x.flatten::<2>(0, D - 2));
+        let d_in = dims[D - 1];
+        let y = self.project(x.reshape([-1, d_in as i32]));
         dims[D - 1] = y.dims()[1];
         y.reshape(dims)
     }
 
-    fn project<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+    /// `x·W + b` plus the enabled adapter's update, for `x` `[rows, in]`.
+    fn project(&self, x: Tensor<B, 2>) -> Tensor<B, 2>
+    where
+        B: KernelBackend,
+    {
+        let y = matmul(x.clone(), self.base.weight.val());
+        let y = match &self.base.bias {
+            Some(bias) => y + bias.val().unsqueeze(),
+            None => y,
+        };
         match (&self.adapter, self.enabled) {
-            (Some(adapter), true) => self.base.forward(x.clone()) + adapter.forward(x),
-            _ => self.base.forward(x),
+            (Some(adapter), true) => y + adapter.forward(x),
+            _ => y,
         }
     }
 

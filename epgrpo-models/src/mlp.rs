@@ -4,6 +4,7 @@
 use burn::nn::LinearConfig;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
+use epgrpo_kernels::KernelBackend;
 
 use crate::lora::LoraLinear;
 
@@ -34,7 +35,10 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]`
     /// - output: `[batch, seq, hidden]`
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3>
+    where
+        B: KernelBackend,
+    {
         let gate = silu(self.gate_proj.forward(x.clone()));
         self.down_proj.forward(gate * self.up_proj.forward(x))
     }

@@ -59,7 +59,7 @@ fn batch() -> (Vec<Vec<i64>>, LeftPadding) {
     )
 }
 
-fn logits<B: Backend>(model: &Decoder<B>) -> Vec<f32> {
+fn logits<B: epgrpo_kernels::KernelBackend>(model: &Decoder<B>) -> Vec<f32> {
     let (rows, padding) = batch();
     let device = Default::default();
     let flat: Vec<i64> = rows.iter().flatten().copied().collect();

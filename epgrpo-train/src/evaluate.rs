@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use epgrpo_eval::{Problem, Verifier};
+use epgrpo_kernels::KernelBackend;
 use epgrpo_models::Decoder;
 use serde::Serialize;
 
@@ -27,7 +28,7 @@ pub struct Graded {
 }
 
 /// Greedy answers to `problems` (in batches of 256) and their grades.
-pub fn greedy_eval<B: Backend>(
+pub fn greedy_eval<B: KernelBackend>(
     model: &Decoder<B>,
     codec: &Codec,
     problems: &[Problem],

@@ -1,8 +1,8 @@
 //! Grouped rollout: B problems → G sampled answers each (one shared prefill per prompt, no
 //! autodiff graph), decoded and scored by the verifier.
 
-use burn::prelude::*;
 use epgrpo_eval::{Problem, Score, Verifier};
+use epgrpo_kernels::KernelBackend;
 use epgrpo_models::generate::generate_from;
 use epgrpo_models::{Completion, Decoder, FinishReason, GenerationConfig, Sampling};
 
@@ -100,7 +100,7 @@ pub fn generation_config(
 }
 
 /// Samples `generation.samples_per_prompt` answers per problem with `model` and scores them.
-pub fn rollout<B: Backend>(
+pub fn rollout<B: KernelBackend>(
     model: &Decoder<B>,
     codec: &Codec,
     problems: Vec<Problem>,
