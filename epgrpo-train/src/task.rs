@@ -311,6 +311,10 @@ mod tests {
         std::fs::write(&eval, "{\"q\": \"9+9\"}\n").unwrap();
         let error = ProblemSource::new(&config).unwrap_err().to_string();
         assert!(error.contains("eval.jsonl:1"), "{error}");
+        // A file without a problem (blank lines only) is refused, not sampled forever.
+        std::fs::write(&eval, "\n  \n").unwrap();
+        let error = ProblemSource::new(&config).unwrap_err().to_string();
+        assert!(error.contains("eval.jsonl: no problems"), "{error}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -1,7 +1,7 @@
 //! The commands of the README, run as a newcomer runs them (the `epgrpo` binary, on a tiny
 //! configuration so that they take seconds): training twice with the same command keeps both
 //! runs, an explicit `--out` that holds a run is refused naming `--resume` and `--overwrite`,
-//! `--stop-after` + `--resume`, `epgrpo eval --run`, `epgrpo eval --model RUN/model` on the
+//! `--stop-after-sft` + `--resume`, `epgrpo eval --run`, `epgrpo eval --model RUN/model` on the
 //! exported scratch model (it gives the same greedy answers as `--run`), and `epgrpo plot`.
 //! (`epgrpo advantages` is covered by `advantages_cli.rs`, `eval --model` on a tokenizer model
 //! by `eval_cli.rs`.)
@@ -119,7 +119,7 @@ fn the_readme_commands_work_on_a_fresh_run() {
     );
     std::fs::write(run.join("notes.txt"), "kept").unwrap();
     let mut overwrite = train.to_vec();
-    overwrite.extend(["--out", s(&run), "--overwrite", "--stop-after", "1"]);
+    overwrite.extend(["--out", s(&run), "--overwrite", "--stop-after-sft", "1"]);
     let replaced = epgrpo(&overwrite);
     assert!(replaced.status.success(), "{replaced:?}");
     assert!(!run.join("model").exists(), "the old run's export is gone");
@@ -127,7 +127,13 @@ fn the_readme_commands_work_on_a_fresh_run() {
         std::fs::read_to_string(run.join("notes.txt")).unwrap(),
         "kept"
     );
-    // --stop-after then --resume finishes the run.
+    let state = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
+    let state: Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(
+        (&state["stage"], &state["step"]),
+        (&Value::from("sft"), &Value::from(1))
+    );
+    // --stop-after-sft then --resume finishes the run.
     let resumed = epgrpo(&["train", "--plain", "--resume", s(&run)]);
     assert!(resumed.status.success(), "{resumed:?}");
     assert!(text(&resumed).0.contains("after 2 RL steps"));
