@@ -120,7 +120,7 @@ pub fn generate<B: KernelBackend>(
 /// [`generate`] for the prompts from `first_prompt` on of a larger batch (one process's share
 /// of a data-parallel step): prompt `i` draws its samples as prompt `first_prompt + i` of the
 /// whole batch does, so the samples do not depend on how the batch is split.
-pub fn generate_from<B: Backend>(
+pub fn generate_from<B: KernelBackend>(
     decoder: &Decoder<B>,
     prompts: &[Vec<u32>],
     first_prompt: usize,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use epgrpo_core::AlgorithmConfig;
+use epgrpo_core::{Algorithm, AlgorithmConfig};
 use epgrpo_eval::TaskKind;
 use epgrpo_models::LoraConfig;
 use serde::{Deserialize, Serialize};
@@ -178,6 +178,20 @@ pub struct RolloutConfig {
     pub top_k: usize,
     /// Nucleus sampling mass (1.0: all).
     pub top_p: f64,
+    /// DAPO's dynamic sampling: sample further rounds of prompts and train only on groups whose
+    /// rewards differ. Default: on for `algorithm.name = "dapo"`, off otherwise.
+    pub dynamic_sampling: Option<bool>,
+    /// Most rounds of `prompts_per_step` prompts one step may sample with dynamic sampling;
+    /// tied groups fill the batch when they run out.
+    pub dynamic_sampling_rounds: usize,
+}
+
+impl RolloutConfig {
+    /// Whether dynamic sampling is on for `algorithm`.
+    pub fn dynamic_sampling_for(&self, algorithm: Algorithm) -> bool {
+        self.dynamic_sampling
+            .unwrap_or(algorithm == Algorithm::Dapo)
+    }
 }
 
 impl Default for RolloutConfig {
@@ -188,6 +202,8 @@ impl Default for RolloutConfig {
             temperature: 1.0,
             top_k: 0,
             top_p: 1.0,
+            dynamic_sampling: None,
+            dynamic_sampling_rounds: 4,
         }
     }
 }
@@ -353,6 +369,10 @@ impl TrainConfig {
         positive("sft.batch_size", self.sft.batch_size);
         positive("rollout.prompts_per_step", self.rollout.prompts_per_step);
         positive("rollout.max_new_tokens", self.rollout.max_new_tokens);
+        positive(
+            "rollout.dynamic_sampling_rounds",
+            self.rollout.dynamic_sampling_rounds,
+        );
         positive("optim.epochs", self.optim.epochs);
         positive("optim.minibatches", self.optim.minibatches);
         positive("optim.grad_accumulation", self.optim.grad_accumulation);

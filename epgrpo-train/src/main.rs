@@ -19,9 +19,11 @@ fn main() {
         } => commands::generate::run(&model, &prompt, !raw, max_new_tokens, temperature, seed),
         Command::Bench(args) => commands::bench::run(args),
         Command::Eval(args) => commands::eval::run(&args),
-        Command::Plot { run_dir } => {
-            plot::plot_run(&run_dir).map(|path| format!("wrote {}", path.display()))
-        }
+        Command::Plot { run_dirs, out } => match run_dirs.as_slice() {
+            [run_dir] => plot::plot_run(run_dir).map(|path| format!("wrote {}", path.display())),
+            several => commands::compare::overlay_runs(several, &out),
+        },
+        Command::Compare(args) => commands::compare::run(&args),
         Command::Advantages { input } => commands::advantages::run(input.as_deref()),
     };
     match result {

@@ -120,6 +120,15 @@ pub struct RlMetrics {
     /// finite (the weights stayed as they were).
     #[serde(rename = "train/skipped_steps", default)]
     pub skipped_steps: usize,
+    /// Answer tokens generated for this step, every sampling round included: the rollout cost.
+    #[serde(rename = "rollout/tokens", default)]
+    pub rollout_tokens: usize,
+    /// Rounds of prompts sampled (above 1 only with dynamic sampling).
+    #[serde(rename = "rollout/rounds", default)]
+    pub rollout_rounds: usize,
+    /// Groups with tied rewards the batch kept because the dynamic-sampling rounds ran out.
+    #[serde(rename = "rollout/tied_kept", default)]
+    pub tied_kept: usize,
 }
 
 /// Serde of an `f64` metric: a JSON number when finite, else `"NaN"` / `"Infinity"` /

@@ -113,7 +113,7 @@ pub fn rollout<B: KernelBackend>(
 
 /// [`rollout`] of the problems from `first_prompt` on of a larger batch, sampled as in the
 /// whole batch ([`epgrpo_models::generate::generate_from`]).
-pub fn rollout_from<B: Backend>(
+pub fn rollout_from<B: KernelBackend>(
     model: &Decoder<B>,
     codec: &Codec,
     problems: Vec<Problem>,

@@ -14,6 +14,7 @@ use crate::char_tokenizer;
 use crate::checkpoint::{self, RunState, Stage};
 use crate::config::TrainConfig;
 use crate::distributed::{Communicator, shard, sync};
+use crate::dynamic_sampling::{self, Collected};
 use crate::error::CliError;
 use crate::evaluate::{Graded, accuracy, greedy_eval};
 use crate::metrics::{MetricsLog, StepMetrics};
@@ -36,7 +37,7 @@ pub trait Observer {
 }
 
 /// Result of a finished (or stopped) run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     /// Run directory.
     pub run_dir: PathBuf,
@@ -57,6 +58,7 @@ pub const EXPORT_DIR: &str = "model";
 const SFT_STREAM: u64 = 0x5F7;
 const RL_STREAM: u64 = 0x41;
 const SAMPLE_STREAM: u64 = 0x5A3;
+const DYNAMIC_STREAM: u64 = 0xD5;
 
 /// Where a run ends early, with a checkpoint (to test and demonstrate resuming): after `step`
 /// steps of `stage`.
@@ -303,26 +305,49 @@ where
     let mut consecutive_skipped = 0;
     let mut last_checkpoint = run_dir.join("checkpoint").exists().then_some(state.step);
     for step in state.step..steps {
-        let problems: Vec<Problem> = (mine.iter())
-            .map(|&i| task.train_problem(seed ^ RL_STREAM, (step * b + i) as u64))
-            .collect();
-        let generation = generation_config(
-            &config.rollout,
-            &codec,
-            config.algorithm.group_size,
-            seed ^ SAMPLE_STREAM ^ ((step as u64) << 20),
-            false,
-        );
+        // Round 0 is the step's rollout; dynamic sampling draws further rounds from their own
+        // problem and sampling streams, so the step stays a pure function of (seed, step).
+        let policy = model.valid();
+        let sample_round = |round: usize| {
+            let problems: Vec<Problem> = (mine.iter().copied())
+                .map(|i| match round {
+                    0 => task.train_problem(seed ^ RL_STREAM, (step * b + i) as u64),
+                    _ => task.train_problem(
+                        seed ^ DYNAMIC_STREAM ^ ((round as u64) << 40),
+                        (step * b + i) as u64,
+                    ),
+                })
+                .collect();
+            let generation = generation_config(
+                &config.rollout,
+                &codec,
+                config.algorithm.group_size,
+                seed ^ SAMPLE_STREAM ^ ((step as u64) << 20) ^ ((round as u64) << 48),
+                false,
+            );
+            shard::rollout(
+                &policy,
+                &codec,
+                problems,
+                &mine,
+                &generation,
+                &verifier,
+                device,
+            )
+        };
         let rollout_start = Instant::now();
-        let batch = shard::rollout(
-            &model.valid(),
-            &codec,
-            problems,
-            &mine,
-            &generation,
-            &verifier,
-            device,
-        )?;
+        let collected = if config.rollout.dynamic_sampling_for(config.algorithm.name) {
+            dynamic_sampling::collect(
+                mine.len(),
+                config.algorithm.group_size,
+                config.rollout.dynamic_sampling_rounds,
+                config.algorithm.zero_var_tol,
+                sample_round,
+            )?
+        } else {
+            Collected::single(sample_round(0)?)
+        };
+        let batch = collected.rollout;
         let rollout_s = rollout_start.elapsed().as_secs_f64();
         let lr = learning_rate(step, steps, o.warmup_steps, o.lr, o.min_lr_ratio);
         // α of this step after its warm-up (A7); every other key as configured.
@@ -343,8 +368,10 @@ where
         model = next;
         consecutive_skipped = report.refused_in_a_row(consecutive_skipped);
         let mut rl = report.metrics;
-        let generated: usize = batch.completions.iter().map(|c| c.tokens.len()).sum();
-        rl.rollout_tokens_per_s = generated as f64 / rollout_s.max(1e-9);
+        rl.rollout_tokens_per_s = collected.tokens_generated as f64 / rollout_s.max(1e-9);
+        rl.rollout_tokens = collected.tokens_generated;
+        rl.rollout_rounds = collected.rounds;
+        rl.tied_kept = collected.tied_kept;
         state.step = step + 1;
         let every = config.eval.every;
         last_eval = if state.step == steps || (every > 0 && state.step % every == 0) {

@@ -2,6 +2,7 @@
 
 pub mod advantages;
 pub mod bench;
+pub mod compare;
 pub mod eval;
 pub mod generate;
 pub mod train;
