@@ -158,7 +158,12 @@ fn the_readme_commands_work_on_a_fresh_run() {
     assert!(by_run.status.success(), "{by_run:?}");
     let model = run.join("model");
     // As the README writes it (the defaults: chat mode, 256 answer tokens) …
-    let plain = epgrpo(&["eval", "--model", s(&model), "--data", s(&data)]);
+    // (run in the scratch directory: without --out the details go to the working directory)
+    let plain = Command::new(env!("CARGO_BIN_EXE_epgrpo"))
+        .args(["eval", "--model", s(&model), "--data", s(&data)])
+        .current_dir(&dir)
+        .output()
+        .expect("epgrpo starts");
     assert!(plain.status.success(), "{plain:?}");
     // … and with the run's answer length: the run's own greedy answers.
     let details = dir.join("details.jsonl");
