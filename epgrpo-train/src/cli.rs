@@ -64,6 +64,10 @@ pub enum Command {
     /// (held-out accuracy with 95 % intervals, zero-variance share, tokens with an advantage,
     /// KL, rollout tokens, wall time) and one overlay figure.
     Compare(crate::commands::compare::CompareArgs),
+    /// Start this node's processes of a data-parallel run with torchrun's variables (RANK,
+    /// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), e.g. `epgrpo launch
+    /// --nproc-per-node 8 -- train --device cuda --config run.toml` (docs/distributed.md).
+    Launch(crate::commands::launch::LaunchArgs),
     /// Compute per-token advantages for groups of responses given as JSON, and print them as JSON.
     ///
     /// Input: {"algorithm": {<[algorithm] config fields>}, "groups": [{"rewards": [..],

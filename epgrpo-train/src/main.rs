@@ -24,6 +24,7 @@ fn main() {
             several => commands::compare::overlay_runs(several, &out),
         },
         Command::Compare(args) => commands::compare::run(&args),
+        Command::Launch(args) => commands::launch::run(&args),
         Command::Advantages { input } => commands::advantages::run(input.as_deref()),
     };
     match result {

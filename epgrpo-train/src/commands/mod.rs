@@ -5,4 +5,5 @@ pub mod bench;
 pub mod compare;
 pub mod eval;
 pub mod generate;
+pub mod launch;
 pub mod train;

@@ -39,7 +39,14 @@ impl Communicator {
         if placement.world_size == 1 {
             return Ok(Communicator::Single);
         }
+        Self::engine(config, placement)
+    }
+
+    /// The engine of `config.backend` even for one process (whose collectives then run
+    /// through the engine and return their input: what the GPU check of the NCCL path uses).
+    pub fn engine(config: &DistributedConfig, placement: &Placement) -> Result<Self, CliError> {
         match config.backend {
+            DistributedBackend::None if placement.world_size == 1 => Ok(Communicator::Single),
             DistributedBackend::None => Err(CliError::Input(format!(
                 "{} processes were launched (rank {}) but distributed.backend = \"none\": set \
                  it to \"mpi\" (CPU) or \"nccl\" (CUDA), or start one process",
@@ -104,7 +111,7 @@ impl Communicator {
 
     /// Every rank's `local` values, concatenated in rank order (the lengths may differ).
     pub fn gather_f64(&self, local: Vec<f64>) -> Result<Vec<f64>, CliError> {
-        if self.world_size() == 1 {
+        if let Communicator::Single = self {
             return Ok(local);
         }
         let world = self.world_size();
@@ -125,7 +132,7 @@ impl Communicator {
 
     /// [`Communicator::gather_f64`] of f32 values (exact: every f32 is an f64).
     pub fn gather_f32(&self, local: Vec<f32>) -> Result<Vec<f32>, CliError> {
-        if self.world_size() == 1 {
+        if let Communicator::Single = self {
             return Ok(local);
         }
         let all = self.gather_f64(local.into_iter().map(f64::from).collect())?;
@@ -160,5 +167,58 @@ impl Communicator {
     /// Returns once every rank has called it.
     pub fn barrier(&self) -> Result<(), CliError> {
         self.sum_f64(&mut [0.0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placement(world_size: usize) -> Placement {
+        Placement {
+            rank: 0,
+            world_size,
+            local_rank: 0,
+            launcher: Some(Launcher::Torchrun),
+        }
+    }
+
+    #[test]
+    fn one_process_needs_no_engine_and_several_need_one() {
+        let mut config = DistributedConfig::default();
+        assert!(matches!(
+            Communicator::connect(&config, &placement(1)),
+            Ok(Communicator::Single)
+        ));
+        let error = Communicator::connect(&config, &placement(2)).err().unwrap();
+        assert!(
+            error.to_string().contains("2 processes were launched")
+                && error.to_string().contains("distributed.backend = \"none\""),
+            "{error}"
+        );
+        // One process with an engine configured still costs nothing.
+        config.backend = DistributedBackend::Nccl;
+        assert!(matches!(
+            Communicator::connect(&config, &placement(1)),
+            Ok(Communicator::Single)
+        ));
+        #[cfg(not(feature = "nccl"))]
+        {
+            let error = Communicator::connect(&config, &placement(2)).err().unwrap();
+            assert!(error.to_string().contains("--features nccl"), "{error}");
+        }
+    }
+
+    #[test]
+    fn one_process_gathers_and_sums_its_own_values() {
+        let comm = Communicator::Single;
+        let mut values = [1.5, -2.0];
+        comm.sum_f64(&mut values).unwrap();
+        assert_eq!(values, [1.5, -2.0]);
+        assert_eq!(comm.gather_f32(vec![3.0, 4.0]).unwrap(), vec![3.0, 4.0]);
+        assert_eq!(
+            (comm.rank(), comm.world_size(), comm.is_root()),
+            (0, 1, true)
+        );
     }
 }

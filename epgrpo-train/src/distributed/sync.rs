@@ -15,14 +15,14 @@ use super::Communicator;
 use crate::error::CliError;
 
 /// Replaces every gradient in `grads` by its sum over all ranks, `bucket_bytes` at a time
-/// (a parameter larger than a bucket travels alone). One process returns at once.
+/// (a parameter larger than a bucket travels alone). One process without an engine returns at once.
 pub fn sum_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &mut GradientsParams,
     comm: &Communicator,
     bucket_bytes: usize,
 ) -> Result<(), CliError> {
-    if comm.world_size() == 1 {
+    if let Communicator::Single = comm {
         return Ok(());
     }
     map_gradients(module, grads, bucket_bytes, |bucket| {
@@ -57,13 +57,14 @@ fn map_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
 }
 
 /// `module` with every float parameter replaced by rank 0's values (the replicas start, and
-/// resume, identical whatever each process loaded or drew). One process returns it as is.
+/// resume, identical whatever each process loaded or drew). One process without an engine returns
+/// it as is.
 pub fn broadcast_parameters<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: M,
     comm: &Communicator,
     bucket_bytes: usize,
 ) -> Result<M, CliError> {
-    if comm.world_size() == 1 {
+    if let Communicator::Single = comm {
         return Ok(module);
     }
     map_parameters(module, bucket_bytes, |bucket| comm.broadcast_tensor(bucket))
