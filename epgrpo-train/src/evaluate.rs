@@ -1,7 +1,6 @@
 //! Held-out evaluation: greedy pass@1 of a model on a problem set, with the same verifier as
 //! training.
 
-use burn::prelude::*;
 use epgrpo_eval::{Problem, Verifier};
 use epgrpo_kernels::KernelBackend;
 use epgrpo_models::Decoder;

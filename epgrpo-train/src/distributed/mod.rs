@@ -70,6 +70,17 @@ impl Communicator {
         }
     }
 
+    /// Whether this is one process without an engine (collectives are no-ops).
+    pub fn is_single(&self) -> bool {
+        match self {
+            Communicator::Single => true,
+            #[cfg(feature = "mpi")]
+            Communicator::Mpi(_) => false,
+            #[cfg(feature = "nccl")]
+            Communicator::Nccl(_) => false,
+        }
+    }
+
     /// This process's rank.
     pub fn rank(&self) -> usize {
         match self {
@@ -111,7 +122,7 @@ impl Communicator {
 
     /// Every rank's `local` values, concatenated in rank order (the lengths may differ).
     pub fn gather_f64(&self, local: Vec<f64>) -> Result<Vec<f64>, CliError> {
-        if let Communicator::Single = self {
+        if self.is_single() {
             return Ok(local);
         }
         let world = self.world_size();
@@ -132,7 +143,7 @@ impl Communicator {
 
     /// [`Communicator::gather_f64`] of f32 values (exact: every f32 is an f64).
     pub fn gather_f32(&self, local: Vec<f32>) -> Result<Vec<f32>, CliError> {
-        if let Communicator::Single = self {
+        if self.is_single() {
             return Ok(local);
         }
         let all = self.gather_f64(local.into_iter().map(f64::from).collect())?;

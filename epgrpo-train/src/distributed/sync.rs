@@ -22,7 +22,7 @@ pub fn sum_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
     comm: &Communicator,
     bucket_bytes: usize,
 ) -> Result<(), CliError> {
-    if let Communicator::Single = comm {
+    if comm.is_single() {
         return Ok(());
     }
     map_gradients(module, grads, bucket_bytes, |bucket| {
@@ -64,7 +64,7 @@ pub fn broadcast_parameters<B: AutodiffBackend, M: AutodiffModule<B>>(
     comm: &Communicator,
     bucket_bytes: usize,
 ) -> Result<M, CliError> {
-    if let Communicator::Single = comm {
+    if comm.is_single() {
         return Ok(module);
     }
     map_parameters(module, bucket_bytes, |bucket| comm.broadcast_tensor(bucket))
