@@ -142,11 +142,7 @@ impl<B: Backend> Decoder<B> {
     ///
     /// # Panics
     /// If the cache has fewer than `seq` free slots or the batch sizes differ.
-    pub fn forward_cached(
-        &self,
-        tokens: Tensor<B, 2, Int>,
-        cache: &mut KvCache<B>,
-    ) -> Tensor<B, 3>
+    pub fn forward_cached(&self, tokens: Tensor<B, 2, Int>, cache: &mut KvCache<B>) -> Tensor<B, 3>
     where
         B: KernelBackend,
     {
@@ -277,9 +273,15 @@ mod tests {
                 Some(head) => rows.matmul(head.weight.val().inner()),
                 None => rows.matmul(model.embed_tokens.weight.val().inner().transpose()),
             };
-            for logits in [model.logits(hidden.clone()).inner(), model.valid().logits(hidden.inner())] {
+            for logits in [
+                model.logits(hidden.clone()).inner(),
+                model.valid().logits(hidden.inner()),
+            ] {
                 assert_eq!(logits.dims(), [2, 3, 301]);
-                let diff = (logits.reshape([6, 301]) - expected.clone()).abs().max().into_scalar();
+                let diff = (logits.reshape([6, 301]) - expected.clone())
+                    .abs()
+                    .max()
+                    .into_scalar();
                 assert!(diff < 1e-5, "tied {tied}: max |Δ| = {diff}");
             }
         }

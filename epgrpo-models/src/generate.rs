@@ -11,7 +11,7 @@ use epgrpo_kernels::KernelBackend;
 
 use crate::decoder::Decoder;
 use crate::padding::LeftPadding;
-use crate::sampling::{Sampling, SequenceRng};
+use crate::sampling::{Sampling, SamplingError, SequenceRng};
 
 /// Settings of one generation call.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,25 +84,10 @@ impl GenerationConfig {
         if self.samples_per_prompt == 0 {
             return Err(bad("samples_per_prompt", "must be at least 1"));
         }
-        match &self.sampling {
-            Sampling::Greedy => Ok(()),
-            Sampling::Random {
-                temperature,
-                top_k,
-                top_p,
-            } => {
-                if !(*temperature > 0.0 && temperature.is_finite()) {
-                    return Err(bad("temperature", "must be positive and finite"));
-                }
-                if *top_k == Some(0) {
-                    return Err(bad("top_k", "must be at least 1"));
-                }
-                if top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
-                    return Err(bad("top_p", "must be in (0, 1]"));
-                }
-                Ok(())
-            }
-        }
+        self.sampling.validate().map_err(|e| match e {
+            SamplingError::InvalidSetting { field, reason } => bad(field, reason),
+            other => bad("sampling", &other.to_string()),
+        })
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod attention;
 pub mod config;
 pub mod decoder;
+pub mod device_sampling;
 pub mod error;
 pub mod export;
 pub mod generate;
@@ -27,6 +28,7 @@ pub mod tokenizer;
 
 pub use config::{Arch, DecoderConfig, RopeParameters, TokenIds};
 pub use decoder::{Decoder, DecoderLayer};
+pub use device_sampling::{RowDraws, draw_rows};
 pub use error::ModelError;
 pub use export::save_hf_dir;
 pub use generate::{Completion, FinishReason, GenerateError, GenerationConfig, generate};
@@ -35,5 +37,5 @@ pub use load::{load_decoder, load_gguf};
 pub use lora::{LoraAdapter, LoraConfig, LoraError, LoraLinear, LoraTarget};
 pub use padding::LeftPadding;
 pub use rope::{RopeScaling, YarnScaling};
-pub use sampling::{Draw, Sampling, SequenceRng};
+pub use sampling::{Draw, Sampling, SamplingError, SequenceRng};
 pub use tokenizer::{ChatMessage, ChatTemplate, TextTokenizer};

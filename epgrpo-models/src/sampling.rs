@@ -1,6 +1,9 @@
 //! Drawing the next token from one row of logits on the host: greedy or temperature sampling
 //! with optional top-k and top-p truncation, driven by a small seeded generator per sequence
-//! (SplitMix64) so that every sample is reproducible from `(seed, prompt, sample)`.
+//! (SplitMix64) so that every sample is reproducible from `(seed, prompt, sample)`. A random
+//! draw maps one uniform `u` to the kept token (in id order) at which the normalised
+//! cumulative weight first exceeds `u`; [`crate::device_sampling`] does the same on the
+//! device, and this host sampler is its test oracle.
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,12 +67,89 @@ impl SequenceRng {
     }
 }
 
+/// Sampling requests that cannot be served.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SamplingError {
+    /// A parameter of [`Sampling`] is out of range.
+    #[error("sampling setting `{field}`: {reason}")]
+    InvalidSetting {
+        /// `temperature`, `top_k` or `top_p`.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A random draw needs one uniform per row.
+    #[error("{got} uniform draws for {rows} rows")]
+    DrawCount {
+        /// Rows of logits.
+        rows: usize,
+        /// Uniforms given.
+        got: usize,
+    },
+    /// A uniform draw is not in `[0, 1)`.
+    #[error("uniform draw {value} of row {row} is not in [0, 1)")]
+    DrawRange {
+        /// Its row.
+        row: usize,
+        /// The value.
+        value: f64,
+    },
+    /// There is nothing to sample from.
+    #[error("logits of shape [{rows}, {vocab}]: need at least one row and one token")]
+    EmptyLogits {
+        /// Rows.
+        rows: usize,
+        /// Vocabulary size.
+        vocab: usize,
+    },
+}
+
 impl Sampling {
-    /// Chooses the next token from one row of logits (`[vocab]`).
+    /// Checks the parameters: temperature positive and finite, `top_k ≥ 1`, `top_p` in
+    /// `(0, 1]`.
+    pub fn validate(&self) -> Result<(), SamplingError> {
+        let bad = |field, reason| Err(SamplingError::InvalidSetting { field, reason });
+        match self {
+            Sampling::Greedy => Ok(()),
+            Sampling::Random {
+                temperature,
+                top_k,
+                top_p,
+            } => {
+                if !(*temperature > 0.0 && temperature.is_finite()) {
+                    return bad("temperature", "must be positive and finite");
+                }
+                if *top_k == Some(0) {
+                    return bad("top_k", "must be at least 1");
+                }
+                if top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+                    return bad("top_p", "must be in (0, 1]");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Chooses the next token from one row of logits (`[vocab]`), taking one uniform draw
+    /// from `rng` when sampling at random.
     ///
     /// # Panics
     /// If `logits` is empty.
     pub fn draw(&self, logits: &[f32], rng: &mut SequenceRng) -> Draw {
+        match self {
+            Sampling::Greedy => self.draw_with_uniform(logits, 0.0),
+            Sampling::Random { .. } => self.draw_with_uniform(logits, rng.next_f64()),
+        }
+    }
+
+    /// [`Sampling::draw`] with the uniform draw `u` in `[0, 1)` given (ignored when greedy):
+    /// the kept token (in id order) at which the normalised cumulative weight first exceeds
+    /// `u`. The device sampler ([`crate::device_sampling::draw_rows`]) maps the same `u` to
+    /// the same token.
+    ///
+    /// # Panics
+    /// If `logits` is empty.
+    pub fn draw_with_uniform(&self, logits: &[f32], u: f64) -> Draw {
         assert!(!logits.is_empty(), "empty logits row");
         match self {
             Sampling::Greedy => {
@@ -85,7 +165,7 @@ impl Sampling {
                 top_p,
             } => {
                 let t = *temperature;
-                let token = sample_truncated(logits, t, *top_k, *top_p, rng);
+                let token = sample_truncated(logits, t, *top_k, *top_p, u);
                 Draw {
                     token: token as u32,
                     logprob: log_softmax_at(logits, t, token),
@@ -120,13 +200,46 @@ fn sample_truncated(
     temperature: f32,
     top_k: Option<usize>,
     top_p: Option<f32>,
-    rng: &mut SequenceRng,
+    u: f64,
 ) -> usize {
     let t = f64::from(temperature);
     let max = logits
         .iter()
         .fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x) / t));
     let weight = |i: usize| (f64::from(logits[i]) / t - max).exp();
+    let mut candidates = kept_tokens(logits, temperature, top_k, top_p);
+    // The draw walks the kept tokens in id order (as the device sampler's cumulative sum over
+    // the vocabulary does): the first token whose normalised cumulative weight exceeds `u`.
+    candidates.sort_unstable();
+    let weights: Vec<f64> = candidates.iter().map(|&i| weight(i)).collect();
+    let total: f64 = weights.iter().sum();
+    let mut cumulative = 0.0;
+    for (&i, &w) in candidates.iter().zip(&weights) {
+        cumulative += w;
+        if cumulative / total > u {
+            return i;
+        }
+    }
+    // Rounding left `u` at or above the last normalised cumulative weight.
+    candidates[candidates.len() - 1]
+}
+
+/// The tokens a truncated draw may return, most likely first (ties: lower id first): the
+/// `top_k` most likely, then the smallest prefix of those holding probability `top_p` of
+/// their renormalised distribution. `top_p ≥ 1` keeps all of them. Unordered when there is no
+/// truncation.
+fn kept_tokens(
+    logits: &[f32],
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+) -> Vec<usize> {
+    let t = f64::from(temperature);
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x) / t));
+    let weight = |i: usize| (f64::from(logits[i]) / t - max).exp();
+    let top_p = top_p.filter(|&p| p < 1.0);
     // Most likely first; ties keep the lower id first.
     let by_likelihood = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
     let mut candidates: Vec<usize> = (0..logits.len()).collect();
@@ -138,31 +251,21 @@ fn sample_truncated(
     if top_k.is_some() || top_p.is_some() {
         candidates.sort_by(by_likelihood);
     }
-    let mut weights: Vec<f64> = candidates.iter().map(|&i| weight(i)).collect();
     if let Some(p) = top_p {
+        let weights: Vec<f64> = candidates.iter().map(|&i| weight(i)).collect();
         let total: f64 = weights.iter().sum();
-        let mut mass = 0.0;
+        let mut cumulative = 0.0;
         let mut keep = weights.len();
         for (n, w) in weights.iter().enumerate() {
-            mass += w / total;
-            if mass >= f64::from(p) {
+            cumulative += w;
+            if cumulative / total >= f64::from(p) {
                 keep = n + 1;
                 break;
             }
         }
         candidates.truncate(keep);
-        weights.truncate(keep);
     }
-    let total: f64 = weights.iter().sum();
-    let mut u = rng.next_f64() * total;
-    for (&i, &w) in candidates.iter().zip(&weights) {
-        if u < w {
-            return i;
-        }
-        u -= w;
-    }
-    // Rounding left `u` just above the last cumulative weight.
-    candidates[candidates.len() - 1]
+    candidates
 }
 
 #[cfg(test)]
