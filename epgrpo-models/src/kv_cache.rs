@@ -36,6 +36,13 @@ impl<B: Backend> LayerCache<B> {
         )
     }
 
+    fn select_rows(&self, rows: Tensor<B, 1, Int>) -> Self {
+        Self {
+            keys: self.keys.clone().select(0, rows.clone()),
+            values: self.values.clone().select(0, rows),
+        }
+    }
+
     fn repeat_rows(&self, times: usize) -> Self {
         let repeat = |x: &Tensor<B, 4>| {
             let [b, h, t, d] = x.dims();
@@ -49,6 +56,16 @@ impl<B: Backend> LayerCache<B> {
             values: repeat(&self.values),
         }
     }
+}
+
+/// A row index outside the cache's batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("KV cache row {row} does not exist: the batch has {batch} rows")]
+pub struct RowOutOfRange {
+    /// The requested row.
+    pub row: usize,
+    /// Rows in the cache.
+    pub batch: usize,
 }
 
 /// The cache of a whole decoder for one batch.
@@ -123,5 +140,37 @@ impl<B: Backend> KvCache<B> {
             max_len: self.max_len,
             padding: self.padding.repeat_rows(times),
         }
+    }
+
+    /// A cache of the given rows only, in that order (`select` on the row axis of every
+    /// layer's keys and values, and of the padding): finished rows leave the batch, and a
+    /// decode step then costs what the remaining rows need.
+    pub fn select_rows(&self, rows: &[usize]) -> Result<Self, RowOutOfRange> {
+        let batch = self.padding.batch();
+        if let Some(&row) = rows.iter().find(|&&r| r >= batch) {
+            return Err(RowOutOfRange { row, batch });
+        }
+        let pad = self.padding.pad();
+        let padding = LeftPadding::new(rows.iter().map(|&r| pad[r]).collect());
+        let layers = match self.layers.first() {
+            Some(first) => {
+                let ids: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+                let ids = Tensor::<B, 1, Int>::from_data(
+                    TensorData::new(ids, [rows.len()]),
+                    &first.keys.device(),
+                );
+                self.layers
+                    .iter()
+                    .map(|l| l.select_rows(ids.clone()))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        Ok(Self {
+            layers,
+            len: self.len,
+            max_len: self.max_len,
+            padding,
+        })
     }
 }

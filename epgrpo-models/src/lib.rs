@@ -31,8 +31,11 @@ pub use decoder::{Decoder, DecoderLayer};
 pub use device_sampling::{RowDraws, draw_rows};
 pub use error::ModelError;
 pub use export::save_hf_dir;
-pub use generate::{Completion, FinishReason, GenerateError, GenerationConfig, generate};
-pub use kv_cache::KvCache;
+pub use generate::{
+    Compaction, Completion, FinishReason, GenerateError, GenerationConfig, generate,
+    generate_with_compaction,
+};
+pub use kv_cache::{KvCache, RowOutOfRange};
 pub use load::{load_decoder, load_gguf};
 pub use lora::{LoraAdapter, LoraConfig, LoraError, LoraLinear, LoraTarget};
 pub use padding::LeftPadding;
