@@ -3,8 +3,8 @@
 //! command-line tool built on it.
 
 pub mod backend;
-pub mod checkpoint;
 pub mod char_tokenizer;
+pub mod checkpoint;
 pub mod cli;
 pub mod codec;
 pub mod commands;

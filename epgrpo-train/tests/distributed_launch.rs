@@ -12,7 +12,14 @@ fn two_launched_processes_without_an_engine_are_refused_by_name() {
     let config = dir.join("run.toml");
     std::fs::write(&config, "[train]\nsteps = 1\n[sft]\nsteps = 0\n").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_epgrpo"))
-        .args(["launch", "--nproc-per-node", "2", "--master-port", "29517", "--"])
+        .args([
+            "launch",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29517",
+            "--",
+        ])
         .args(["train", "--config", config.to_str().unwrap()])
         .arg("--out")
         .arg(dir.join("run"))
@@ -26,17 +33,31 @@ fn two_launched_processes_without_an_engine_are_refused_by_name() {
         stderr.contains("2 processes were launched") && stderr.contains("distributed.backend"),
         "{stderr}"
     );
-    assert!(stderr.contains("failed") && stderr.contains("rank"), "{stderr}");
+    assert!(
+        stderr.contains("failed") && stderr.contains("rank"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn a_launch_that_cannot_place_its_processes_is_refused() {
     let output = Command::new(env!("CARGO_BIN_EXE_epgrpo"))
-        .args(["launch", "--nproc-per-node", "2", "--nnodes", "2", "--node-rank", "2"])
+        .args([
+            "launch",
+            "--nproc-per-node",
+            "2",
+            "--nnodes",
+            "2",
+            "--node-rank",
+            "2",
+        ])
         .args(["--", "train"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--node-rank 2 must be below --nnodes 2"), "{stderr}");
+    assert!(
+        stderr.contains("--node-rank 2 must be below --nnodes 2"),
+        "{stderr}"
+    );
 }

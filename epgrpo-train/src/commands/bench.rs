@@ -2,7 +2,8 @@
 //! real model's shape (SmolLM2-135M by default), printed as a table: a training step
 //! (forward + backward + AdamW), scoring (log-probs + entropies, no graph), prefill, and decoding
 //! a group of G answers with the KV cache. `epgrpo bench kernels` instead times the fused kernels
-//! against the unfused Burn ops (`epgrpo_kernels::bench`).
+//! against the unfused Burn ops (`epgrpo_kernels::bench`); `epgrpo bench rollout` decode
+//! throughput at RL shapes ([`super::bench_rollout`]).
 
 use std::time::Instant;
 
@@ -44,7 +45,7 @@ pub struct BenchArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
-    /// `kernels`: time the fused kernels instead of the model phases.
+    /// `kernels` / `rollout`: time the fused kernels or decoding at RL shapes instead.
     #[command(subcommand)]
     pub target: Option<BenchTarget>,
 }
@@ -55,6 +56,9 @@ pub enum BenchTarget {
     /// Fused kernels vs the unfused Burn ops: E1 log-prob + entropy (log_softmax, gather, sum)
     /// on N × V logits, and E2–E12 advantages on B × G × L tokens with K buckets.
     Kernels(KernelBenchArgs),
+    /// Decode throughput at RL shapes (rows × new tokens, random weights): new tokens/s,
+    /// ms per token step and the fraction of the memory-bandwidth bound.
+    Rollout(super::bench_rollout::RolloutBenchArgs),
 }
 
 /// Options of `epgrpo bench kernels`. Unset sizes come from the device: on the CPU those of
@@ -97,8 +101,10 @@ pub struct KernelBenchArgs {
 
 /// Runs the benchmark and returns the table.
 pub fn run(args: BenchArgs) -> Result<String, CliError> {
-    if let Some(BenchTarget::Kernels(kernels)) = args.target {
-        return run_kernels(kernels);
+    match args.target {
+        Some(BenchTarget::Kernels(kernels)) => return run_kernels(kernels),
+        Some(BenchTarget::Rollout(rollout)) => return super::bench_rollout::run(rollout),
+        None => {}
     }
     if args.batch == 0
         || args.seq < 2

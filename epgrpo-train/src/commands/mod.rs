@@ -2,6 +2,7 @@
 
 pub mod advantages;
 pub mod bench;
+pub mod bench_rollout;
 pub mod compare;
 pub mod eval;
 pub mod generate;
