@@ -31,7 +31,7 @@ fn logit_rows(rng: &mut SequenceRng, rows: usize, vocab: usize) -> Vec<f32> {
     for _ in 0..rows {
         for i in 0..vocab {
             let r = rng.next_u64();
-            if i > 0 && r % 8 == 0 {
+            if i > 0 && r.is_multiple_of(8) {
                 out.push(f32::NEG_INFINITY);
             } else {
                 // Multiples of 0.25 in [-4, 4): ties are common.

@@ -140,7 +140,10 @@ pub fn run(args: RolloutBenchArgs) -> Result<String, CliError> {
     };
     let bad_rows = bench.rows.is_empty()
         || bench.group == 0
-        || bench.rows.iter().any(|&r| r == 0 || r % bench.group != 0);
+        || bench
+            .rows
+            .iter()
+            .any(|&r| r == 0 || !r.is_multiple_of(bench.group));
     if bad_rows {
         return Err(CliError::Input(
             "--rows must be non-zero multiples of --group (≥ 1)".into(),
@@ -150,7 +153,8 @@ pub fn run(args: RolloutBenchArgs) -> Result<String, CliError> {
         || bench.new_tokens < 2
         || bench.repeats == 0
         || args.layers == Some(0)
-        || !(bench.bandwidth_gbs > 0.0)
+        || bench.bandwidth_gbs.is_nan()
+        || bench.bandwidth_gbs <= 0.0
         || bench.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0))
     {
         return Err(CliError::Input(
