@@ -7,6 +7,12 @@
 //! upstream gradients arrive together and one backward call (one kernel launch on CubeCL
 //! backends) produces the `[N, V]` logits gradient. Nothing of size `[N, V]` is kept between
 //! forward and backward besides the logits themselves (checkpointed).
+//!
+//! The head node (`HeadStatsBackward`) goes one step further: its parents are the hidden states
+//! and the head weight, it keeps those two (and `[N]` statistics), and its backward recomputes
+//! the logits chunk by chunk (`head.rs`), so no `[N, V]` tensor lives at any point.
+
+use std::num::NonZeroUsize;
 
 use burn::backend::{
     Autodiff,
@@ -24,6 +30,7 @@ use burn::tensor::{
 };
 
 use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs};
+use crate::head::{HeadBackwardInputs, head_stats_backward};
 use crate::{KernelBackend, TokenStats, float, matmul_backward};
 
 /// Backward node of E1: `d(g_lp · logp + g_H · H)/d logits`.
@@ -68,6 +75,65 @@ impl<B: KernelBackend> Backward<B, 1> for TokenStatsBackward {
             state.temperature,
         );
         grads.register::<B>(parent.id, grad_logits);
+    }
+}
+
+/// Backward node of E1 through the head: `d(g_lp · logp + g_H · H)` with respect to the hidden
+/// states `[N, d]` and the head weight `[d, V]`.
+#[derive(Debug)]
+struct HeadStatsBackward;
+
+/// What the head's backward pass needs: both (checkpointed) inputs and `[N]` statistics.
+#[derive(Debug, Clone)]
+struct HeadStatsState<B: Backend> {
+    hidden: NodeId,
+    weight: NodeId,
+    targets: IntTensor<B>,
+    log_normalizer: FloatTensor<B>,
+    entropy: FloatTensor<B>,
+    temperature: f32,
+    chunk: NonZeroUsize,
+}
+
+impl<B: KernelBackend> Backward<B, 2> for HeadStatsBackward {
+    type State = HeadStatsState<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [hidden_parent, weight_parent] = ops.parents;
+        let grad: Tensor<B, 2> = float(grads.consume::<B>(&ops.node));
+        if hidden_parent.is_none() && weight_parent.is_none() {
+            return;
+        }
+        let state = ops.state;
+        let inputs = HeadBackwardInputs {
+            hidden: checkpointer.retrieve_node_output(state.hidden),
+            weight: checkpointer.retrieve_node_output(state.weight),
+            targets: state.targets,
+            log_normalizer: state.log_normalizer,
+            entropy: state.entropy,
+            temperature: state.temperature,
+            chunk: state.chunk,
+        };
+        let grad_logp = grad.clone().narrow(1, 0, 1).squeeze_dim::<1>(1);
+        let grad_entropy = grad.narrow(1, 1, 1).squeeze_dim::<1>(1);
+        let (grad_hidden, grad_weight) = head_stats_backward::<B>(
+            inputs,
+            grad_logp,
+            grad_entropy,
+            hidden_parent.is_some(),
+            weight_parent.is_some(),
+        );
+        if let (Some(parent), Some(g)) = (hidden_parent, grad_hidden) {
+            grads.register::<B>(parent.id, g);
+        }
+        if let (Some(parent), Some(g)) = (weight_parent, grad_weight) {
+            grads.register::<B>(parent.id, g);
+        }
     }
 }
 
@@ -168,6 +234,71 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     /// The inner backend's product plus a backward node of two more products.
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         matmul_backward::matmul::<B, C>(lhs, rhs)
+    }
+
+    /// Tracks `logp` and `entropy` (one `[N, 2]` node, as in `token_stats`) with respect to
+    /// `hidden` and `weight`; `log_normalizer` is a constant.
+    fn head_stats(
+        hidden: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        temperature: f32,
+        chunk: NonZeroUsize,
+    ) -> TokenStats<Self> {
+        let prep = HeadStatsBackward
+            .prepare::<C>([hidden.node.clone(), weight.node.clone()])
+            .compute_bound()
+            .stateful();
+        match prep {
+            OpsKind::Tracked(mut prep) => {
+                let hidden_id = prep.checkpoint(&hidden);
+                let weight_id = prep.checkpoint(&weight);
+                let inner = B::head_stats(
+                    hidden.primitive,
+                    weight.primitive,
+                    targets.clone(),
+                    temperature,
+                    chunk,
+                );
+                let stacked: Tensor<B, 2> = Tensor::stack(
+                    vec![
+                        float::<B, 1>(inner.logp),
+                        float::<B, 1>(inner.entropy.clone()),
+                    ],
+                    1,
+                );
+                let state = HeadStatsState {
+                    hidden: hidden_id,
+                    weight: weight_id,
+                    targets,
+                    log_normalizer: inner.log_normalizer.clone(),
+                    entropy: inner.entropy,
+                    temperature,
+                    chunk,
+                };
+                let stacked: Tensor<Self, 2> =
+                    float(prep.finish(state, stacked.into_primitive().tensor()));
+                TokenStats {
+                    logp: column(stacked.clone(), 0),
+                    entropy: column(stacked, 1),
+                    log_normalizer: Self::from_inner(inner.log_normalizer),
+                }
+            }
+            OpsKind::UnTracked(prep) => {
+                let inner = B::head_stats(
+                    hidden.primitive,
+                    weight.primitive,
+                    targets,
+                    temperature,
+                    chunk,
+                );
+                TokenStats {
+                    logp: prep.finish(inner.logp),
+                    entropy: Self::from_inner(inner.entropy),
+                    log_normalizer: Self::from_inner(inner.log_normalizer),
+                }
+            }
+        }
     }
 }
 

@@ -35,7 +35,10 @@ mod cpu;
 #[cfg(feature = "cube")]
 mod cube;
 mod gemm;
+mod head;
 mod matmul_backward;
+
+use std::num::NonZeroUsize;
 
 use advantage::{AdvantageParams, GroupAdvantages, GroupInputs};
 use burn::tensor::{
@@ -96,6 +99,22 @@ pub trait KernelBackend: Backend {
     /// equal leading (batch) axes: no broadcasting. Either operand may be a strided view, such
     /// as a transpose. On NdArray the sums run in a fixed order (the same bits on every call).
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// E1 through the output head (see [`head_logp_entropy`]): the statistics of
+    /// `softmax(hidden · weight / T)` for `hidden` `[N, d]`, `weight` `[d, V]` and `targets`
+    /// `[N]`, computed `chunk` rows at a time so that no `[N, V]` buffer exists.
+    ///
+    /// The default body composes [`KernelBackend::matmul`] and [`KernelBackend::token_stats`]
+    /// chunk by chunk; `Autodiff<B, C>` adds a backward node that recomputes each chunk's logits.
+    fn head_stats(
+        hidden: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        temperature: f32,
+        chunk: NonZeroUsize,
+    ) -> TokenStats<Self> {
+        head::head_stats_chunked::<Self>(hidden, weight, targets, temperature, chunk)
+    }
 }
 
 fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
@@ -131,6 +150,32 @@ pub fn token_logp_entropy<B: KernelBackend>(
         logits.into_primitive().tensor(),
         targets.into_primitive(),
         temperature as f32,
+    );
+    (float(stats.logp), float(stats.entropy))
+}
+
+/// E1 through the output head, without `[N, V]` logits: `(logp [N], entropy [N])` of
+/// `softmax(hidden · weight / T)` with `hidden [N, d]`, `weight [d, V]` (a strided view such as
+/// a tied embedding's transpose is read in place) and `targets [N]`.
+///
+/// The head product and E1 run `chunk` rows at a time in the forward and, on an autodiff
+/// backend, again in the backward (logits recomputed from the kept `hidden` and `weight`), so
+/// peak memory holds `[chunk, V]` logits instead of `[N, V]`. The results equal
+/// `token_logp_entropy(matmul(hidden, weight), targets, T)` up to rounding; gradients reach both
+/// `hidden` and `weight`.
+pub fn head_logp_entropy<B: KernelBackend>(
+    hidden: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    temperature: f64,
+    chunk: NonZeroUsize,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let stats = B::head_stats(
+        hidden.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        targets.into_primitive(),
+        temperature as f32,
+        chunk,
     );
     (float(stats.logp), float(stats.entropy))
 }
