@@ -17,6 +17,7 @@ pub mod device_sampling;
 pub mod error;
 pub mod export;
 pub mod generate;
+pub mod head_loss;
 pub mod kv_cache;
 pub mod load;
 pub mod lora;
@@ -36,6 +37,7 @@ pub use generate::{
     generate_with_compaction,
 };
 pub use kv_cache::{KvCache, RowOutOfRange};
+pub use head_loss::HeadLoss;
 pub use load::{load_decoder, load_gguf};
 pub use lora::{LoraAdapter, LoraConfig, LoraError, LoraLinear, LoraTarget};
 pub use padding::LeftPadding;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use epgrpo_core::{Algorithm, AlgorithmConfig};
 use epgrpo_eval::TaskKind;
-use epgrpo_models::LoraConfig;
+use epgrpo_models::{HeadLoss, LoraConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::QUESTION_SLOT;
@@ -260,6 +260,9 @@ pub struct RunConfig {
     pub max_consecutive_skipped: usize,
     /// Run directory (metrics, plots, checkpoints).
     pub out_dir: PathBuf,
+    /// Tokens per chunk of the output head fused with E1 in scoring and the update (no
+    /// `[tokens, vocab]` logits); 0: materialise the logits of a whole micro-batch.
+    pub head_chunk_tokens: usize,
 }
 
 impl Default for RunConfig {
@@ -270,6 +273,7 @@ impl Default for RunConfig {
             checkpoint_every: 40,
             max_consecutive_skipped: 5,
             out_dir: PathBuf::from("runs/default"),
+            head_chunk_tokens: HeadLoss::DEFAULT_CHUNK_TOKENS,
         }
     }
 }

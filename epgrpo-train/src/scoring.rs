@@ -3,12 +3,12 @@
 //!
 //! Rows are laid out as `[left-padded prompt | response, right-padded]`; the logits at position
 //! `P − 1 + t` predict response token `t`, so only the `C` response positions go through the
-//! output head.
+//! output head, fused with E1 in chunks of tokens by default ([`HeadLoss`]) so that neither
+//! scoring nor the update holds `[N · C, V]` logits.
 
 use burn::prelude::*;
-use epgrpo_core::entropy::token_logp_entropy;
 use epgrpo_kernels::KernelBackend;
-use epgrpo_models::{Decoder, LeftPadding};
+use epgrpo_models::{Decoder, HeadLoss, LeftPadding};
 
 /// Prompt + response rows on the host, ready to become tensors.
 #[derive(Debug, Clone)]
@@ -101,7 +101,8 @@ impl SequenceBatch {
 }
 
 /// E1 by teacher forcing: `(logp, entropy)` of every response token under `model` at
-/// `temperature`, zero on padding. Differentiable when `model` lives on an autodiff backend.
+/// `temperature`, zero on padding, with the default [`HeadLoss`]. Differentiable when `model`
+/// lives on an autodiff backend.
 ///
 /// # Shapes
 /// - output: (`[N, C]`, `[N, C]`)
@@ -111,6 +112,20 @@ pub fn response_logp_entropy<B: KernelBackend>(
     temperature: f64,
     device: &B::Device,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    response_logp_entropy_with(model, batch, temperature, HeadLoss::default(), device)
+}
+
+/// [`response_logp_entropy`] with the output head applied as `head` says.
+///
+/// # Shapes
+/// - output: (`[N, C]`, `[N, C]`)
+pub fn response_logp_entropy_with<B: KernelBackend>(
+    model: &Decoder<B>,
+    batch: &SequenceBatch,
+    temperature: f64,
+    head: HeadLoss,
+    device: &B::Device,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let (n, p, c) = (batch.rows, batch.prompt_width, batch.response_width);
     let input = Tensor::<B, 2, Int>::from_data(
         TensorData::new(batch.input.clone(), [n, p + c - 1]),
@@ -118,12 +133,12 @@ pub fn response_logp_entropy<B: KernelBackend>(
     );
     let hidden = model.hidden_states(input, &batch.padding);
     let d = hidden.dims()[2];
-    let response = hidden.slice([0..n, p - 1..p + c - 1, 0..d]);
-    let logits = model.logits(response);
-    let v = logits.dims()[2];
+    let response = hidden
+        .slice([0..n, p - 1..p + c - 1, 0..d])
+        .reshape([n * c, d]);
     let targets =
         Tensor::<B, 1, Int>::from_data(TensorData::new(batch.targets.clone(), [n * c]), device);
-    let (logp, entropy) = token_logp_entropy(logits.reshape([n * c, v]), targets, temperature);
+    let (logp, entropy) = model.head_logp_entropy(response, targets, temperature, head);
     let mask = batch.mask::<B>(device);
     (
         logp.reshape([n, c]) * mask.clone(),
@@ -131,25 +146,25 @@ pub fn response_logp_entropy<B: KernelBackend>(
     )
 }
 
-/// [`response_logp_entropy`] of a batch scored `rows` rows at a time and concatenated, for
-/// scoring without a graph: peak memory is one chunk's logits (`rows × C × V`), not the whole
-/// rollout's.
+/// [`response_logp_entropy_with`] of a batch scored `rows` rows at a time and concatenated, for
+/// scoring without a graph: peak memory is one chunk's activations, not the whole rollout's.
 pub fn response_logp_entropy_chunked<B: KernelBackend>(
     model: &Decoder<B>,
     batch: &SequenceBatch,
     temperature: f64,
     rows: usize,
+    head: HeadLoss,
     device: &B::Device,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let rows = rows.max(1);
     if rows >= batch.rows {
-        return response_logp_entropy(model, batch, temperature, device);
+        return response_logp_entropy_with(model, batch, temperature, head, device);
     }
     let (logps, entropies): (Vec<_>, Vec<_>) = (0..batch.rows)
         .step_by(rows)
         .map(|start| {
             let part = batch.slice(start, (start + rows).min(batch.rows));
-            response_logp_entropy(model, &part, temperature, device)
+            response_logp_entropy_with(model, &part, temperature, head, device)
         })
         .unzip();
     (Tensor::cat(logps, 0), Tensor::cat(entropies, 0))

@@ -12,7 +12,7 @@ use epgrpo_core::{
     GroupTensors, LossInputs, LossNormalizer, TokenCounts, policy_loss, token_advantages,
 };
 use epgrpo_kernels::KernelBackend;
-use epgrpo_models::{Decoder, FinishReason};
+use epgrpo_models::{Decoder, FinishReason, HeadLoss};
 
 use crate::config::TrainConfig;
 use crate::distributed::{Communicator, sync};
@@ -20,7 +20,7 @@ use crate::error::CliError;
 use crate::metrics::{RlMetrics, quantile};
 use crate::optim::clip_global_norm;
 use crate::rollout::Rollout;
-use crate::scoring::{response_logp_entropy, response_logp_entropy_chunked};
+use crate::scoring::{response_logp_entropy_chunked, response_logp_entropy_with};
 
 /// What an RL update returns besides the new model.
 #[derive(Debug, Clone)]
@@ -102,6 +102,7 @@ where
 {
     let bucket_bytes = config.distributed.bucket_mb << 20;
     let temperature = config.rollout.temperature;
+    let head = HeadLoss::from_chunk_tokens(config.train.head_chunk_tokens);
     let (b, g) = (rollout.problems.len(), config.algorithm.group_size);
     let batch = rollout.sequences();
     let (n, c) = (batch.rows, batch.response_width);
@@ -113,9 +114,9 @@ where
     let rows_per_chunk = n / chunks;
     let old = model.valid();
     let (logp_old, entropy) =
-        response_logp_entropy_chunked(&old, &batch, temperature, rows_per_chunk, device);
+        response_logp_entropy_chunked(&old, &batch, temperature, rows_per_chunk, head, device);
     let (logp_ref, _) =
-        response_logp_entropy_chunked(reference, &batch, temperature, rows_per_chunk, device);
+        response_logp_entropy_chunked(reference, &batch, temperature, rows_per_chunk, head, device);
     let mask = batch.mask::<B::InnerBackend>(device);
     let scoring_s = scoring_start.elapsed().as_secs_f64();
 
@@ -155,7 +156,8 @@ where
                 let start = first + micro * rows_per_chunk;
                 let end = start + rows_per_chunk;
                 let part = batch.slice(start, end);
-                let (logp, _) = response_logp_entropy(&model, &part, temperature, device);
+                let (logp, _) =
+                    response_logp_entropy_with(&model, &part, temperature, head, device);
                 let rows = |t: &Tensor<B::InnerBackend, 2>| {
                     Tensor::<B, 2>::from_inner(t.clone().slice([start..end, 0..c]))
                 };

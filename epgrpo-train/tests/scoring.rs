@@ -5,7 +5,7 @@
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
 use epgrpo_eval::{TaskKind, Verifier, VerifierConfig};
-use epgrpo_models::Decoder;
+use epgrpo_models::{Decoder, HeadLoss};
 use epgrpo_train::codec::Codec;
 use epgrpo_train::config::{ModelConfig, RolloutConfig, TaskConfig};
 use epgrpo_train::policy::decoder_config;
@@ -66,7 +66,7 @@ fn teacher_forcing_recomputes_the_sampling_log_probs() {
     }
     // Scoring in chunks of 4 rows (15 = 4 + 4 + 4 + 3) gives the same numbers.
     let (chunked_logp, chunked_entropy) =
-        response_logp_entropy_chunked(&model, &sequences, 0.7, 4, &device);
+        response_logp_entropy_chunked(&model, &sequences, 0.7, 4, HeadLoss::default(), &device);
     let close = |a: &[f32], b: Tensor<B, 2>| {
         let b = b.to_data().to_vec::<f32>().unwrap();
         assert_eq!(a.len(), b.len());
