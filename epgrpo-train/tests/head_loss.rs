@@ -49,10 +49,13 @@ fn batch() -> SequenceBatch {
     SequenceBatch::new(&p, &r, 0)
 }
 
-/// Every float parameter's gradient, in the module's structural order.
+/// `(label, gradient)` of every float parameter, in the module's structural order.
+type ParamGrads = Vec<(String, Vec<f64>)>;
+
+/// Collects [`ParamGrads`].
 struct Collect<'a> {
     grads: &'a <B as AutodiffBackend>::Gradients,
-    out: Vec<(String, Vec<f64>)>,
+    out: ParamGrads,
 }
 
 impl ModuleVisitor<B> for Collect<'_> {
@@ -74,7 +77,7 @@ fn run(
     model: &Decoder<B>,
     batch: &SequenceBatch,
     head: HeadLoss,
-) -> (Vec<f64>, Vec<f64>, Vec<(String, Vec<f64>)>) {
+) -> (Vec<f64>, Vec<f64>, ParamGrads) {
     let device = Default::default();
     let (logp, entropy) = response_logp_entropy_with(model, batch, 0.8, head, &device);
     let [n, c] = logp.dims();
