@@ -68,6 +68,10 @@ pub enum Command {
     /// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), e.g. `epgrpo launch
     /// --nproc-per-node 8 -- train --device cuda --config run.toml` (docs/distributed.md).
     Launch(crate::commands::launch::LaunchArgs),
+    /// The memory a training config needs (weights, gradients, AdamW state, KV cache,
+    /// activations, logits) per precision and option, as a table; with `--device-memory GB`,
+    /// whether it fits.
+    Plan(crate::commands::plan::PlanArgs),
     /// Compute per-token advantages for groups of responses given as JSON, and print them as JSON.
     ///
     /// Input: {"algorithm": {<[algorithm] config fields>}, "groups": [{"rewards": [..],

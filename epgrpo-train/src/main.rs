@@ -25,6 +25,7 @@ fn main() {
         },
         Command::Compare(args) => commands::compare::run(&args),
         Command::Launch(args) => commands::launch::run(&args),
+        Command::Plan(args) => commands::plan::run(&args),
         Command::Advantages { input } => commands::advantages::run(input.as_deref()),
     };
     match result {

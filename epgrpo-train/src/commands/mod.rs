@@ -7,4 +7,5 @@ pub mod compare;
 pub mod eval;
 pub mod generate;
 pub mod launch;
+pub mod plan;
 pub mod train;
