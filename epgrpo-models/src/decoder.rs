@@ -42,7 +42,7 @@ impl<B: Backend> DecoderLayer<B> {
     ///
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`
-    fn forward(
+    pub(crate) fn forward(
         &self,
         x: Tensor<B, 3>,
         rope: &RopeTables<B>,

@@ -10,6 +10,7 @@
 //! only through [`TextTokenizer`] (HF `tokenizer.json` or the tokenizer embedded in a GGUF, plus
 //! the model's own Jinja [`ChatTemplate`]). The crate never sees rewards.
 
+pub mod activation_checkpointing;
 pub mod attention;
 pub mod config;
 pub mod decoder;
@@ -27,6 +28,7 @@ pub mod rope;
 pub mod sampling;
 pub mod tokenizer;
 
+pub use activation_checkpointing::LayerCheckpoints;
 pub use config::{Arch, DecoderConfig, RopeParameters, TokenIds};
 pub use decoder::{Decoder, DecoderLayer};
 pub use device_sampling::{RowDraws, draw_rows};

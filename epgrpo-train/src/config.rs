@@ -263,6 +263,9 @@ pub struct RunConfig {
     /// Tokens per chunk of the output head fused with E1 in scoring and the update (no
     /// `[tokens, vocab]` logits); 0: materialise the logits of a whole micro-batch.
     pub head_chunk_tokens: usize,
+    /// Keep only each decoder layer's input in the RL update's forward and recompute the
+    /// layers one by one in the backward: less memory, one more forward pass.
+    pub activation_checkpointing: bool,
 }
 
 impl Default for RunConfig {
@@ -274,6 +277,7 @@ impl Default for RunConfig {
             max_consecutive_skipped: 5,
             out_dir: PathBuf::from("runs/default"),
             head_chunk_tokens: HeadLoss::DEFAULT_CHUNK_TOKENS,
+            activation_checkpointing: false,
         }
     }
 }

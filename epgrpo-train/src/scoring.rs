@@ -7,8 +7,9 @@
 //! scoring nor the update holds `[N · C, V]` logits.
 
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use epgrpo_kernels::KernelBackend;
-use epgrpo_models::{Decoder, HeadLoss, LeftPadding};
+use epgrpo_models::{Decoder, HeadLoss, LayerCheckpoints, LeftPadding};
 
 /// Prompt + response rows on the host, ready to become tensors.
 #[derive(Debug, Clone)]
@@ -86,6 +87,15 @@ impl SequenceBatch {
         )
     }
 
+    /// `[N, P + C − 1]` input ids on `device`.
+    pub fn input<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2, Int> {
+        let width = self.prompt_width + self.response_width - 1;
+        Tensor::from_data(
+            TensorData::new(self.input.clone(), [self.rows, width]),
+            device,
+        )
+    }
+
     /// Valid tokens of each response, row by row.
     pub fn response_lengths(&self) -> Vec<usize> {
         self.mask
@@ -126,20 +136,51 @@ pub fn response_logp_entropy_with<B: KernelBackend>(
     head: HeadLoss,
     device: &B::Device,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let hidden = model.hidden_states(batch.input(device), &batch.padding);
+    response_stats(model, batch, hidden, temperature, head)
+}
+
+/// [`response_logp_entropy_with`] with activation checkpointing per decoder layer: also returns
+/// the layer inputs that `Decoder::backward_checkpointed` needs to turn a loss of these
+/// log-probs into parameter gradients.
+///
+/// # Shapes
+/// - output: (`[N, C]`, `[N, C]`, checkpoints)
+pub fn response_logp_entropy_checkpointed<B>(
+    model: &Decoder<B>,
+    batch: &SequenceBatch,
+    temperature: f64,
+    head: HeadLoss,
+    device: &B::Device,
+) -> (Tensor<B, 2>, Tensor<B, 2>, LayerCheckpoints<B>)
+where
+    B: AutodiffBackend + KernelBackend,
+    B::InnerBackend: KernelBackend,
+{
+    let (hidden, checkpoints) =
+        model.hidden_states_checkpointed(batch.input(device), &batch.padding);
+    let (logp, entropy) = response_stats(model, batch, hidden, temperature, head);
+    (logp, entropy, checkpoints)
+}
+
+/// E1 of the response positions of `hidden` (the final-norm hidden states of `batch`), masked.
+fn response_stats<B: KernelBackend>(
+    model: &Decoder<B>,
+    batch: &SequenceBatch,
+    hidden: Tensor<B, 3>,
+    temperature: f64,
+    head: HeadLoss,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let (n, p, c) = (batch.rows, batch.prompt_width, batch.response_width);
-    let input = Tensor::<B, 2, Int>::from_data(
-        TensorData::new(batch.input.clone(), [n, p + c - 1]),
-        device,
-    );
-    let hidden = model.hidden_states(input, &batch.padding);
+    let device = hidden.device();
     let d = hidden.dims()[2];
     let response = hidden
         .slice([0..n, p - 1..p + c - 1, 0..d])
         .reshape([n * c, d]);
     let targets =
-        Tensor::<B, 1, Int>::from_data(TensorData::new(batch.targets.clone(), [n * c]), device);
+        Tensor::<B, 1, Int>::from_data(TensorData::new(batch.targets.clone(), [n * c]), &device);
     let (logp, entropy) = model.head_logp_entropy(response, targets, temperature, head);
-    let mask = batch.mask::<B>(device);
+    let mask = batch.mask::<B>(&device);
     (
         logp.reshape([n, c]) * mask.clone(),
         entropy.reshape([n, c]) * mask,

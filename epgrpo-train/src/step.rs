@@ -20,7 +20,9 @@ use crate::error::CliError;
 use crate::metrics::{RlMetrics, quantile};
 use crate::optim::clip_global_norm;
 use crate::rollout::Rollout;
-use crate::scoring::{response_logp_entropy_chunked, response_logp_entropy_with};
+use crate::scoring::{
+    response_logp_entropy_checkpointed, response_logp_entropy_chunked, response_logp_entropy_with,
+};
 
 /// What an RL update returns besides the new model.
 #[derive(Debug, Clone)]
@@ -156,8 +158,23 @@ where
                 let start = first + micro * rows_per_chunk;
                 let end = start + rows_per_chunk;
                 let part = batch.slice(start, end);
-                let (logp, _) =
-                    response_logp_entropy_with(&model, &part, temperature, head, device);
+                let (logp, checkpoints) = match config.train.activation_checkpointing {
+                    true => {
+                        let (logp, _, checkpoints) = response_logp_entropy_checkpointed(
+                            &model,
+                            &part,
+                            temperature,
+                            head,
+                            device,
+                        );
+                        (logp, Some(checkpoints))
+                    }
+                    false => {
+                        let (logp, _) =
+                            response_logp_entropy_with(&model, &part, temperature, head, device);
+                        (logp, None)
+                    }
+                };
                 let rows = |t: &Tensor<B::InnerBackend, 2>| {
                     Tensor::<B, 2>::from_inner(t.clone().slice([start..end, 0..c]))
                 };
@@ -176,10 +193,11 @@ where
                 clip_low += output.stats.clip_low_frac.into_scalar().to_f64();
                 clip_high += output.stats.clip_high_frac.into_scalar().to_f64();
                 kl += output.stats.kl_mean.into_scalar().to_f64();
-                accumulator.accumulate(
-                    &model,
-                    GradientsParams::from_grads(output.loss.backward(), &model),
-                );
+                let grads = match checkpoints {
+                    Some(checkpoints) => model.backward_checkpointed(output.loss, checkpoints),
+                    None => GradientsParams::from_grads(output.loss.backward(), &model),
+                };
+                accumulator.accumulate(&model, grads);
             }
             let mut grads = accumulator.grads();
             sync::sum_gradients(&model, &mut grads, comm, bucket_bytes)?;
