@@ -5,7 +5,8 @@
 //!
 //! ```sh
 //! cargo run --release -p epgrpo-train --example memory -- --phase train --head-chunk 0
-//! cargo run --release -p epgrpo-train --example memory -- --phase train --head-chunk 1024
+//! cargo run --release -p epgrpo-train --example memory -- --phase train --head-chunk 256
+//! cargo run --release -p epgrpo-train --example memory -- --phase train --checkpointing
 //! ```
 //!
 //! Prints one line: phase, options, seconds of the timed call, and the peak resident set
@@ -20,19 +21,24 @@ use clap::Parser;
 use epgrpo_models::{Decoder, DecoderConfig, HeadLoss};
 use epgrpo_train::optim::adamw;
 use epgrpo_train::rss::peak_rss_bytes;
-use epgrpo_train::scoring::{SequenceBatch, response_logp_entropy_with};
+use epgrpo_train::scoring::{
+    SequenceBatch, response_logp_entropy_checkpointed, response_logp_entropy_with,
+};
 
 type B = Autodiff<NdArray<f32>>;
 
 /// Options.
 #[derive(Debug, Parser)]
 struct Args {
-    /// `train` (forward + backward + AdamW) or `score` (no graph).
-    #[arg(long, default_value = "train")]
-    phase: String,
+    /// What to run.
+    #[arg(long, value_enum, default_value = "train")]
+    phase: Phase,
     /// `[train] head_chunk_tokens`: tokens per fused head chunk, 0 = materialised logits.
     #[arg(long, default_value_t = 1024)]
     head_chunk: usize,
+    /// `[train] activation_checkpointing` (train phase).
+    #[arg(long)]
+    checkpointing: bool,
     /// Decoder layers (SmolLM2-135M has 30).
     #[arg(long, default_value_t = 30)]
     layers: usize,
@@ -42,6 +48,15 @@ struct Args {
     /// Tokens per sequence (half prompt, half answer).
     #[arg(long, default_value_t = 256)]
     seq: usize,
+}
+
+/// The phase of an RL step to measure.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Phase {
+    /// Teacher-forced log-probs with a graph, backward, one AdamW step.
+    Train,
+    /// Log-probs and entropies without a graph.
+    Score,
 }
 
 fn main() {
@@ -71,25 +86,31 @@ fn main() {
     let batch = SequenceBatch::new(&p, &a, 0);
     let head = HeadLoss::from_chunk_tokens(args.head_chunk);
     let start = Instant::now();
-    match args.phase.as_str() {
-        "train" => {
+    match args.phase {
+        Phase::Train => {
             let mut optim = adamw(0.0).init::<B, Decoder<B>>();
-            let (logp, _) = response_logp_entropy_with(&model, &batch, 1.0, head, &device);
-            let grads = GradientsParams::from_grads(logp.mean().neg().backward(), &model);
+            let grads = if args.checkpointing {
+                let (logp, _, checkpoints) =
+                    response_logp_entropy_checkpointed(&model, &batch, 1.0, head, &device);
+                model.backward_checkpointed(logp.mean().neg(), checkpoints)
+            } else {
+                let (logp, _) = response_logp_entropy_with(&model, &batch, 1.0, head, &device);
+                GradientsParams::from_grads(logp.mean().neg().backward(), &model)
+            };
             let _model = optim.step(1e-5, model, grads);
         }
-        "score" => {
+        Phase::Score => {
             let inner = model.valid();
             let (logp, entropy) = response_logp_entropy_with(&inner, &batch, 1.0, head, &device);
             let _ = (logp.sum() + entropy.sum()).into_scalar();
         }
-        other => panic!("--phase train | score, not {other}"),
     }
     let seconds = start.elapsed().as_secs_f64();
     println!(
-        "phase {} head_chunk {} layers {} batch {} seq {}: {:.3} s, peak RSS {:.0} MiB (baseline {:.0} MiB)",
+        "phase {:?} head_chunk {} checkpointing {} layers {} batch {} seq {}: {:.3} s, peak RSS {:.0} MiB (baseline {:.0} MiB)",
         args.phase,
         args.head_chunk,
+        args.checkpointing,
         args.layers,
         args.batch,
         args.seq,

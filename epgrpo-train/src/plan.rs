@@ -86,6 +86,8 @@ pub struct PlanInputs {
     pub micro_rows: usize,
     /// `[train] head_chunk_tokens` (0: materialised logits).
     pub head_chunk_tokens: usize,
+    /// `[train] activation_checkpointing`.
+    pub activation_checkpointing: bool,
 }
 
 /// One row of the table: a component and its bytes per precision (in [`Precision::ALL`] order).
@@ -102,8 +104,7 @@ pub struct PlanRow {
 pub struct MemoryPlan {
     /// Components, then peaks.
     pub rows: Vec<PlanRow>,
-    /// Peak bytes of the config as given (its head mode, no activation checkpointing), per
-    /// precision.
+    /// Peak bytes of the config as given (its head mode and checkpointing), per precision.
     pub peak: [u64; 3],
 }
 
@@ -223,13 +224,19 @@ pub fn plan(inputs: &PlanInputs) -> MemoryPlan {
     let response_tokens = rows * inputs.max_new_tokens as u64;
     let materialised_train = response_tokens * v * F32 * LOGIT_BUFFERS_TRAIN;
     let materialised_score = response_tokens * v * F32 * LOGIT_BUFFERS_SCORE;
-    let chunk = (inputs.head_chunk_tokens as u64).min(response_tokens);
-    let chunked = chunk * v * F32 * LOGIT_BUFFERS_TRAIN;
+    let chunk_tokens = match inputs.head_chunk_tokens {
+        0 => DEFAULT_CHUNK,
+        n => n as u64,
+    };
+    let chunked = chunk_tokens.min(response_tokens) * v * F32 * LOGIT_BUFFERS_TRAIN;
     let (logits_train, logits_score) = match inputs.head_chunk_tokens {
         0 => (materialised_train, materialised_score),
         _ => (chunked, chunked),
     };
-    let default_chunked = response_tokens.min(DEFAULT_CHUNK) * v * F32 * LOGIT_BUFFERS_TRAIN;
+    let other_logits = match inputs.head_chunk_tokens {
+        0 => chunked,
+        _ => materialised_train,
+    };
     // Scoring holds one layer's transient tensors at a time.
     let scoring = per_precision(|p| layer_kept(p) + logits_score);
 
@@ -237,12 +244,29 @@ pub fn plan(inputs: &PlanInputs) -> MemoryPlan {
     let peak_with = |acts: &[u64; 3], logits: u64| {
         [0, 1, 2].map(|k| fixed(k) + kv_cache[k].max(scoring[k]).max(acts[k] + logits))
     };
-    let peak = peak_with(&activations, logits_train);
+    let (acts, other_acts) = match inputs.activation_checkpointing {
+        true => (&checkpointed, &activations),
+        false => (&activations, &checkpointed),
+    };
+    let peak = peak_with(acts, logits_train);
     let row = |component: String, bytes: [u64; 3]| PlanRow { component, bytes };
-    let head_mode = match inputs.head_chunk_tokens {
+    let head_mode = |tokens: usize| match tokens {
         0 => "materialised logits".to_string(),
         n => format!("head chunks of {n} tokens"),
     };
+    let checkpointing = |on: bool| match on {
+        true => "activation checkpointing",
+        false => "no checkpointing",
+    };
+    let this = (
+        head_mode(inputs.head_chunk_tokens),
+        checkpointing(inputs.activation_checkpointing),
+    );
+    let other_head = head_mode(match inputs.head_chunk_tokens {
+        0 => DEFAULT_CHUNK as usize,
+        _ => 0,
+    });
+    let other_checkpointing = checkpointing(!inputs.activation_checkpointing);
     let params = format!(
         "{} parameters, {} trainable{}",
         counts.total,
@@ -272,24 +296,22 @@ pub fn plan(inputs: &PlanInputs) -> MemoryPlan {
                 [materialised_train; 3],
             ),
             row(
-                format!("logits, chunked ({chunk} tokens)", chunk = chunk.max(1)),
-                [chunked.max(v * F32 * LOGIT_BUFFERS_TRAIN); 3],
+                format!("logits, chunked ({chunk_tokens} tokens)"),
+                [chunked; 3],
             ),
-            row(format!("peak: this config ({head_mode})"), peak),
+            row(format!("peak: this config ({}, {})", this.0, this.1), peak),
             row(
-                format!("peak: with activation checkpointing ({head_mode})"),
-                peak_with(&checkpointed, logits_train),
+                format!("peak: {}, {other_checkpointing}", this.0),
+                peak_with(other_acts, logits_train),
             ),
-            match inputs.head_chunk_tokens {
-                0 => row(
-                    format!("peak: head chunks of {DEFAULT_CHUNK} tokens instead"),
-                    peak_with(&activations, default_chunked),
-                ),
-                _ => row(
-                    "peak: materialised logits instead".into(),
-                    peak_with(&activations, materialised_train),
-                ),
-            },
+            row(
+                format!("peak: {other_head}, {}", this.1),
+                peak_with(acts, other_logits),
+            ),
+            row(
+                format!("peak: {other_head}, {other_checkpointing}"),
+                peak_with(other_acts, other_logits),
+            ),
         ],
         peak,
     }
@@ -346,6 +368,7 @@ mod tests {
             max_new_tokens: 4,
             micro_rows: 2,
             head_chunk_tokens: 0,
+            activation_checkpointing: false,
         }
     }
 

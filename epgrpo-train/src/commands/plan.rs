@@ -109,6 +109,7 @@ pub fn plan_inputs(
         max_new_tokens: config.rollout.max_new_tokens,
         micro_rows: rollout_rows / micro_batches.max(1),
         head_chunk_tokens: config.train.head_chunk_tokens,
+        activation_checkpointing: config.train.activation_checkpointing,
     };
     Ok((inputs, prompt_source))
 }
