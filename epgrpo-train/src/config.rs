@@ -266,6 +266,57 @@ pub struct RunConfig {
     /// Keep only each decoder layer's input in the RL update's forward and recompute the
     /// layers one by one in the backward: less memory, one more forward pass.
     pub activation_checkpointing: bool,
+    /// Compute type of the decoder. Only `f32` runs today; a half type is refused at start,
+    /// naming the backend (`epgrpo plan` shows what it would save).
+    pub precision: Precision,
+}
+
+/// `[train] precision`: the decoder's compute type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats everywhere.
+    F32,
+    /// bfloat16 compute and frozen weights; f32 master weights, gradients and AdamW state.
+    Bf16,
+    /// float16, as `Bf16`.
+    F16,
+}
+
+impl Precision {
+    /// Every precision, in table order.
+    pub const ALL: [Precision; 3] = [Precision::F32, Precision::Bf16, Precision::F16];
+
+    /// Bytes per value.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::Bf16 | Precision::F16 => 2,
+        }
+    }
+
+    /// The `[train] precision` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// `Ok` when a run of this precision can start on `backend` (a backend's name); otherwise
+    /// the error, naming the key and the backend. No backend has a half-precision path yet.
+    pub fn check_backend(self, backend: &str) -> Result<(), String> {
+        match self {
+            Precision::F32 => Ok(()),
+            Precision::Bf16 | Precision::F16 => Err(format!(
+                "train.precision = \"{}\": the {backend} backend has no {} compute path in \
+                 epgrpo (only \"f32\" is implemented); set train.precision = \"f32\"",
+                self.name(),
+                self.name()
+            )),
+        }
+    }
 }
 
 impl Default for RunConfig {
@@ -278,6 +329,7 @@ impl Default for RunConfig {
             out_dir: PathBuf::from("runs/default"),
             head_chunk_tokens: HeadLoss::DEFAULT_CHUNK_TOKENS,
             activation_checkpointing: false,
+            precision: Precision::F32,
         }
     }
 }
@@ -617,5 +669,19 @@ mod tests {
         let error =
             TrainConfig::from_toml("[rollout]\nmax_new_tokens = \"six\"", "run.toml").unwrap_err();
         assert!(error.to_string().contains("max_new_tokens"), "{error}");
+    }
+
+    #[test]
+    fn precision_parses_and_a_half_type_is_refused_by_key_and_backend() {
+        let config = TrainConfig::from_toml("[train]\nprecision = \"bf16\"", "run.toml").unwrap();
+        assert_eq!(config.train.precision, Precision::Bf16);
+        let error = config.train.precision.check_backend("ndarray").unwrap_err();
+        assert!(
+            error.contains("train.precision = \"bf16\"") && error.contains("ndarray backend"),
+            "{error}"
+        );
+        assert_eq!(Precision::F32.check_backend("ndarray"), Ok(()));
+        let error = TrainConfig::from_toml("[train]\nprecision = \"fp8\"", "run.toml").unwrap_err();
+        assert!(error.to_string().contains("fp8"), "{error}");
     }
 }

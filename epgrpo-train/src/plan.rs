@@ -13,6 +13,8 @@
 
 use epgrpo_models::{DecoderConfig, HeadLoss};
 
+use crate::config::Precision;
+
 /// Bytes of an f32.
 const F32: u64 = 4;
 /// Tokens per head chunk of the default mode.
@@ -33,39 +35,6 @@ const KEPT_SCORE_MATRICES: u64 = 2;
 const LOGIT_BUFFERS_TRAIN: u64 = 6;
 /// The same without a graph (scoring).
 const LOGIT_BUFFERS_SCORE: u64 = 4;
-
-/// Storage and compute type of the decoder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    /// 32-bit floats everywhere.
-    F32,
-    /// bfloat16 compute and frozen weights; f32 master weights, gradients and AdamW state.
-    Bf16,
-    /// float16, as `Bf16`.
-    F16,
-}
-
-impl Precision {
-    /// Every precision, in table order.
-    pub const ALL: [Precision; 3] = [Precision::F32, Precision::Bf16, Precision::F16];
-
-    /// Bytes per value.
-    pub fn bytes(self) -> u64 {
-        match self {
-            Precision::F32 => 4,
-            Precision::Bf16 | Precision::F16 => 2,
-        }
-    }
-
-    /// The `[train] precision` spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-            Precision::F16 => "f16",
-        }
-    }
-}
 
 /// What the plan needs to know about a run.
 #[derive(Debug, Clone)]

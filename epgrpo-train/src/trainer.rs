@@ -167,6 +167,11 @@ where
         (state, None)
     };
     let config = state.config.clone();
+    config
+        .train
+        .precision
+        .check_backend(&B::name(device))
+        .map_err(CliError::Input)?;
     if let Some(stop) = stop_after {
         stop.check(&config)?;
     }
