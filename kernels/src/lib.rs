@@ -10,6 +10,10 @@
 //! | `NdArray` (always built) | plain Burn tensor ops from [`reference`](mod@reference) and [`advantage::plain`] |
 //! | `Autodiff<B, C>` | the inner backend's forward plus a hand-written backward node (E1); the inner backend's advantages, untracked (E2–E12) |
 //!
+//! [`head_logp_entropy`] is E1 through the output head without `[N, V]` logits: the head
+//! product and E1 in chunks of rows, with an autodiff node that recomputes each chunk's logits in
+//! the backward and returns the gradients of the hidden states and the head weight (`head.rs`).
+//!
 //! [`matmul`], the product behind the decoder's projections, attention and head, is Burn's own
 //! on the CubeCL backends and the `gemm` crate's strided micro-kernels on NdArray (see
 //! `gemm.rs`: no operand copies, AVX-512 where the CPU has it), with a backward node of two
