@@ -38,8 +38,8 @@ pub use generate::{
     Compaction, Completion, FinishReason, GenerateError, GenerationConfig, generate,
     generate_with_compaction,
 };
-pub use kv_cache::{KvCache, RowOutOfRange};
 pub use head_loss::HeadLoss;
+pub use kv_cache::{KvCache, RowOutOfRange};
 pub use load::{load_decoder, load_gguf};
 pub use lora::{LoraAdapter, LoraConfig, LoraError, LoraLinear, LoraTarget};
 pub use padding::LeftPadding;
