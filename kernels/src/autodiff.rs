@@ -63,15 +63,13 @@ impl<B: KernelBackend> Backward<B, 1> for TokenStatsBackward {
         };
         let state = ops.state;
         let logits: FloatTensor<B> = checkpointer.retrieve_node_output(state.logits);
-        let grad_logp = grad.clone().narrow(1, 0, 1).squeeze_dim::<1>(1);
-        let grad_entropy = grad.narrow(1, 1, 1).squeeze_dim::<1>(1);
         let grad_logits = B::token_stats_backward(
             logits,
             state.targets,
             state.log_normalizer,
             state.entropy,
-            grad_logp.into_primitive().tensor(),
-            grad_entropy.into_primitive().tensor(),
+            column(grad.clone(), 0),
+            column(grad, 1),
             state.temperature,
         );
         grads.register::<B>(parent.id, grad_logits);
@@ -119,12 +117,10 @@ impl<B: KernelBackend> Backward<B, 2> for HeadStatsBackward {
             temperature: state.temperature,
             chunk: state.chunk,
         };
-        let grad_logp = grad.clone().narrow(1, 0, 1).squeeze_dim::<1>(1);
-        let grad_entropy = grad.narrow(1, 1, 1).squeeze_dim::<1>(1);
         let (grad_hidden, grad_weight) = head_stats_backward::<B>(
             inputs,
-            grad_logp,
-            grad_entropy,
+            float(column(grad.clone(), 0)),
+            float(column(grad, 1)),
             hidden_parent.is_some(),
             weight_parent.is_some(),
         );
@@ -152,13 +148,7 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
             OpsKind::Tracked(mut prep) => {
                 let logits_id = prep.checkpoint(&logits);
                 let inner = B::token_stats(logits.primitive, targets.clone(), temperature);
-                let stacked: Tensor<B, 2> = Tensor::stack(
-                    vec![
-                        float::<B, 1>(inner.logp),
-                        float::<B, 1>(inner.entropy.clone()),
-                    ],
-                    1,
-                );
+                let stacked = stack_logp_entropy(&inner);
                 let state = TokenStatsState {
                     logits: logits_id,
                     targets,
@@ -166,13 +156,7 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
                     entropy: inner.entropy,
                     temperature,
                 };
-                let stacked: Tensor<Self, 2> =
-                    float(prep.finish(state, stacked.into_primitive().tensor()));
-                TokenStats {
-                    logp: column(stacked.clone(), 0),
-                    entropy: column(stacked, 1),
-                    log_normalizer: Self::from_inner(inner.log_normalizer),
-                }
+                split_logp_entropy(prep.finish(state, stacked), inner.log_normalizer)
             }
             OpsKind::UnTracked(prep) => {
                 let inner = B::token_stats(logits.primitive, targets, temperature);
@@ -260,13 +244,7 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
                     temperature,
                     chunk,
                 );
-                let stacked: Tensor<B, 2> = Tensor::stack(
-                    vec![
-                        float::<B, 1>(inner.logp),
-                        float::<B, 1>(inner.entropy.clone()),
-                    ],
-                    1,
-                );
+                let stacked = stack_logp_entropy(&inner);
                 let state = HeadStatsState {
                     hidden: hidden_id,
                     weight: weight_id,
@@ -276,13 +254,7 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
                     temperature,
                     chunk,
                 };
-                let stacked: Tensor<Self, 2> =
-                    float(prep.finish(state, stacked.into_primitive().tensor()));
-                TokenStats {
-                    logp: column(stacked.clone(), 0),
-                    entropy: column(stacked, 1),
-                    log_normalizer: Self::from_inner(inner.log_normalizer),
-                }
+                split_logp_entropy(prep.finish(state, stacked), inner.log_normalizer)
             }
             OpsKind::UnTracked(prep) => {
                 let inner = B::head_stats(
@@ -302,7 +274,33 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     }
 }
 
-/// Column `index` of an `[N, 2]` autodiff tensor as an `[N]` primitive (a tracked slice).
+/// The inner forward's `logp` and `H` as the one `[N, 2]` output `[logp | H]` of an E1 node.
+fn stack_logp_entropy<B: Backend>(inner: &TokenStats<B>) -> FloatTensor<B> {
+    let stacked: Tensor<B, 2> = Tensor::stack(
+        vec![
+            float::<B, 1>(inner.logp.clone()),
+            float::<B, 1>(inner.entropy.clone()),
+        ],
+        1,
+    );
+    stacked.into_primitive().tensor()
+}
+
+/// The tracked `[logp | H]` output of an E1 node split into its two columns, with the
+/// log-normaliser as a constant.
+fn split_logp_entropy<B: Backend, C: CheckpointStrategy>(
+    stacked: FloatTensor<Autodiff<B, C>>,
+    log_normalizer: FloatTensor<B>,
+) -> TokenStats<Autodiff<B, C>> {
+    let stacked: Tensor<Autodiff<B, C>, 2> = float(stacked);
+    TokenStats {
+        logp: column(stacked.clone(), 0),
+        entropy: column(stacked, 1),
+        log_normalizer: Autodiff::<B, C>::from_inner(log_normalizer),
+    }
+}
+
+/// Column `index` of an `[N, 2]` tensor as an `[N]` primitive (a tracked slice on autodiff).
 fn column<B: Backend>(stacked: Tensor<B, 2>, index: usize) -> FloatTensor<B> {
     stacked
         .narrow(1, index, 1)

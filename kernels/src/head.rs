@@ -104,29 +104,14 @@ pub(crate) fn head_stats_backward<B: KernelBackend>(
     for (start, len) in chunks(hidden.dims()[0], inputs.chunk) {
         let rows = hidden.clone().narrow(0, start, len);
         let logits = crate::matmul(rows.clone(), weight.clone());
+        let chunk_of = |t: &Tensor<B, 1>| t.clone().narrow(0, start, len).into_primitive().tensor();
         let grad_logits: Tensor<B, 2> = float(B::token_stats_backward(
             logits.into_primitive().tensor(),
             targets.clone().narrow(0, start, len).into_primitive(),
-            log_normalizer
-                .clone()
-                .narrow(0, start, len)
-                .into_primitive()
-                .tensor(),
-            entropy
-                .clone()
-                .narrow(0, start, len)
-                .into_primitive()
-                .tensor(),
-            grad_logp
-                .clone()
-                .narrow(0, start, len)
-                .into_primitive()
-                .tensor(),
-            grad_entropy
-                .clone()
-                .narrow(0, start, len)
-                .into_primitive()
-                .tensor(),
+            chunk_of(&log_normalizer),
+            chunk_of(&entropy),
+            chunk_of(&grad_logp),
+            chunk_of(&grad_entropy),
             inputs.temperature,
         ));
         if want_hidden {
