@@ -62,7 +62,7 @@ where
             x = layer.forward(x, &rope, bias.clone(), None);
         }
         let last = Tensor::<B, 3>::from_inner(x).require_grad();
-        let hidden = self.norm.forward(last.clone());
+        let hidden = crate::decoder::rms_norm(&self.norm, last.clone());
         let checkpoints = LayerCheckpoints {
             tokens,
             padding: padding.clone(),

@@ -5,10 +5,10 @@
 
 use burn::nn::{LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
-use epgrpo_kernels::{KernelBackend, matmul};
+use epgrpo_kernels::{KernelBackend, attention_probs, matmul};
 
 use crate::config::DecoderConfig;
+use crate::decoder::rms_norm;
 use crate::kv_cache::LayerCache;
 use crate::lora::LoraLinear;
 use crate::rope::{RopeTables, apply_rope};
@@ -95,7 +95,7 @@ impl<B: Backend> Attention<B> {
         let heads = |y: Tensor<B, 3>, n: usize, norm: Option<&RmsNorm<B>>| {
             let y = y.reshape([b, t, n, self.head_dim]);
             let y = match norm {
-                Some(norm) => norm.forward(y),
+                Some(norm) => rms_norm(norm, y),
                 None => y,
             };
             y.swap_dims(1, 2)
@@ -124,12 +124,9 @@ impl<B: Backend> Attention<B> {
             self.num_heads / self.num_kv_heads,
             self.head_dim,
         );
-        let keys = k.dims()[2];
         let q = q.reshape([b, kv, group * t, hd]);
-        let scale = (hd as f64).powf(-0.5);
-        let scores = matmul(q, k.swap_dims(2, 3)) * scale;
-        let scores = scores.reshape([b, kv, group, t, keys]) + bias.unsqueeze_dim::<5>(2);
-        let probs = softmax(scores, 4).reshape([b, kv, group * t, keys]);
+        let scale = (hd as f32).powf(-0.5);
+        let probs = attention_probs(matmul(q, k.swap_dims(2, 3)), bias, scale);
         let context = matmul(probs, v)
             .reshape([b, self.num_heads, t, hd])
             .swap_dims(1, 2)

@@ -13,6 +13,15 @@ use crate::mlp::Mlp;
 use crate::padding::LeftPadding;
 use crate::rope::{RopeTables, RotaryEmbedding};
 
+/// `norm` applied through the kernels' fused RMSNorm ([`epgrpo_kernels::rms_norm`], the
+/// formula of `RmsNorm::forward`).
+pub(crate) fn rms_norm<B: KernelBackend, const D: usize>(
+    norm: &RmsNorm<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    epgrpo_kernels::rms_norm(x, norm.gamma.val(), norm.epsilon)
+}
+
 /// One pre-norm transformer block (`model.layers.{i}` in HF checkpoints).
 #[derive(Module, Debug)]
 pub struct DecoderLayer<B: Backend> {
@@ -52,13 +61,16 @@ impl<B: Backend> DecoderLayer<B> {
     where
         B: KernelBackend,
     {
-        let attn =
-            self.self_attn
-                .forward(self.input_layernorm.forward(x.clone()), rope, bias, cache);
+        let attn = self.self_attn.forward(
+            rms_norm(&self.input_layernorm, x.clone()),
+            rope,
+            bias,
+            cache,
+        );
         let x = x + attn;
         let mlp = self
             .mlp
-            .forward(self.post_attention_layernorm.forward(x.clone()));
+            .forward(rms_norm(&self.post_attention_layernorm, x.clone()));
         x + mlp
     }
 }
@@ -130,7 +142,7 @@ impl<B: Backend> Decoder<B> {
         for layer in &self.layers {
             x = layer.forward(x, &rope, bias.clone(), None);
         }
-        self.norm.forward(x)
+        rms_norm(&self.norm, x)
     }
 
     /// Runs `tokens` at the next free slots of `cache` (prefill with the whole prompt, then one
@@ -185,7 +197,7 @@ impl<B: Backend> Decoder<B> {
             x = layer.forward(x, &rope, bias.clone(), Some((cache.layer_mut(i), start)));
         }
         cache.advance(t);
-        self.norm.forward(x)
+        rms_norm(&self.norm, x)
     }
 
     /// Output head applied to final-norm hidden states: `h · W` with a separate head

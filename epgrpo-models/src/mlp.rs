@@ -3,8 +3,7 @@
 
 use burn::nn::LinearConfig;
 use burn::prelude::*;
-use burn::tensor::activation::silu;
-use epgrpo_kernels::KernelBackend;
+use epgrpo_kernels::{KernelBackend, swiglu};
 
 use crate::lora::LoraLinear;
 
@@ -39,7 +38,8 @@ impl<B: Backend> Mlp<B> {
     where
         B: KernelBackend,
     {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = self.gate_proj.forward(x.clone());
+        self.down_proj
+            .forward(swiglu(gate, self.up_proj.forward(x)))
     }
 }

@@ -5,7 +5,10 @@ use epgrpo_train::cli::{Cli, Command};
 use epgrpo_train::error::CliError;
 use epgrpo_train::{commands, plot};
 
+mod allocator;
+
 fn main() {
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result: Result<String, CliError> = match cli.command {
         Command::Train(args) => commands::train::execute(args),

@@ -31,7 +31,7 @@ use burn::tensor::{
 
 use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs};
 use crate::head::{HeadBackwardInputs, head_stats_backward};
-use crate::{KernelBackend, TokenStats, float, matmul_backward};
+use crate::{KernelBackend, TokenStats, attention_probs, float, matmul_backward, rms_norm, swiglu};
 
 /// Backward node of E1: `d(g_lp · logp + g_H · H)/d logits`.
 #[derive(Debug)]
@@ -218,6 +218,63 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     /// The inner backend's product plus a backward node of two more products.
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         matmul_backward::matmul::<B, C>(lhs, rhs)
+    }
+
+    /// The inner backend's forward plus a node keeping the probabilities.
+    fn attention_probs(
+        scores: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        attention_probs::autodiff::<B, C>(scores, bias, scale)
+    }
+
+    /// Runs the inner backend's backward; the result is a constant.
+    fn attention_probs_backward(
+        probs: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::attention_probs_backward(
+            probs.primitive,
+            grad.primitive,
+            scale,
+        ))
+    }
+
+    /// The inner backend's forward plus a node keeping both inputs.
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        swiglu::autodiff::<B, C>(gate, up)
+    }
+
+    /// Runs the inner backend's backward; the results are constants.
+    fn swiglu_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (d_gate, d_up) = B::swiglu_backward(gate.primitive, up.primitive, grad.primitive);
+        (Self::from_inner(d_gate), Self::from_inner(d_up))
+    }
+
+    /// The inner backend's forward plus a node keeping the input and the weight.
+    fn rms_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        rms_norm::autodiff::<B, C>(x, weight, epsilon)
+    }
+
+    /// Runs the inner backend's backward; the results are constants.
+    fn rms_norm_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (dx, dw) = B::rms_norm_backward(x.primitive, weight.primitive, grad.primitive, epsilon);
+        (Self::from_inner(dx), Self::from_inner(dw))
     }
 
     /// Tracks `logp` and `entropy` (one `[N, 2]` node, as in `token_stats`) with respect to

@@ -1,18 +1,32 @@
-//! [`KernelBackend`] for the CPU backend (NdArray): the plain-Burn formulas of
-//! [`crate::reference`] (E1, which materialise `[N, V]` intermediates) and
-//! [`crate::advantage::plain`] (E2–E12), and the strided `gemm` product of [`crate::gemm`].
+//! [`KernelBackend`] for the CPU backend (NdArray): E1 as the fused row loops of
+//! [`crate::cpu_e1`] (checked against the plain-Burn formulas of [`crate::reference`]),
+//! [`crate::advantage::plain`] (E2–E12), the strided `gemm` product of [`crate::gemm`], and
+//! fused row-parallel loops for the attention probabilities, SwiGLU and RMSNorm.
 
 use burn::backend::{
     NdArray,
     ndarray::{FloatNdArrayElement, IntNdArrayElement, NdArrayTensor, QuantElement, SharedArray},
 };
 use burn::tensor::{
-    Tensor,
+    Int, Tensor,
     ops::{FloatTensor, IntTensor},
 };
 
 use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs, plain};
-use crate::{KernelBackend, TokenStats, float, gemm, reference};
+use crate::{KernelBackend, TokenStats, attention_probs, cpu_e1, gemm, rms_norm, swiglu};
+
+/// Target ids `[N]` as indices.
+///
+/// # Panics
+/// On a negative id.
+fn indices<B: burn::tensor::backend::Backend>(targets: IntTensor<B>) -> Vec<usize> {
+    Tensor::<B, 1, Int>::from_primitive(targets)
+        .into_data()
+        .convert::<i64>()
+        .iter::<i64>()
+        .map(|t| usize::try_from(t).expect("E1 targets are token ids ≥ 0"))
+        .collect()
+}
 
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> KernelBackend
     for NdArray<E, I, Q>
@@ -25,15 +39,12 @@ where
         targets: IntTensor<Self>,
         temperature: f32,
     ) -> TokenStats<Self> {
-        let (logp, entropy, log_normalizer) = reference::token_stats::<Self>(
-            float(logits),
-            Tensor::from_primitive(targets),
-            f64::from(temperature),
-        );
+        let [logp, entropy, log_normalizer] =
+            cpu_e1::token_stats(logits, &indices::<Self>(targets), temperature);
         TokenStats {
-            logp: logp.into_primitive().tensor(),
-            entropy: entropy.into_primitive().tensor(),
-            log_normalizer: log_normalizer.into_primitive().tensor(),
+            logp,
+            entropy,
+            log_normalizer,
         }
     }
 
@@ -46,17 +57,12 @@ where
         grad_entropy: FloatTensor<Self>,
         temperature: f32,
     ) -> FloatTensor<Self> {
-        reference::token_stats_backward::<Self>(
-            float(logits),
-            Tensor::from_primitive(targets),
-            float(log_normalizer),
-            float(entropy),
-            float(grad_logp),
-            float(grad_entropy),
-            f64::from(temperature),
+        cpu_e1::token_stats_backward(
+            logits,
+            &indices::<Self>(targets),
+            [log_normalizer, entropy, grad_logp, grad_entropy],
+            temperature,
         )
-        .into_primitive()
-        .tensor()
     }
 
     fn group_advantages(
@@ -68,5 +74,50 @@ where
 
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         gemm::matmul(lhs, rhs)
+    }
+
+    fn attention_probs(
+        scores: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        attention_probs::cpu(scores, bias, scale)
+    }
+
+    fn attention_probs_backward(
+        probs: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        attention_probs::cpu_backward(probs, grad, scale)
+    }
+
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        swiglu::cpu(gate, up)
+    }
+
+    fn swiglu_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        swiglu::cpu_backward(gate, up, grad)
+    }
+
+    fn rms_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        rms_norm::cpu(x, weight, epsilon)
+    }
+
+    fn rms_norm_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        rms_norm::cpu_backward(x, weight, grad, epsilon)
     }
 }

@@ -9,11 +9,13 @@
 //!
 //! # Summation order
 //! Each output element is one `gemm` dot product whose `k` blocking depends on the shapes and
-//! the cache sizes only; the threads of the rayon pool split the output, not the sum. The same
-//! product on the same machine therefore gives the same bits on every call.
+//! the cache sizes only; the threads of the rayon pool split the output (or the batch of
+//! products), not the sum. The same product on the same machine therefore gives the same bits on
+//! every call and for any number of threads.
 
 use burn::backend::ndarray::{NdArrayTensor, SharedArray};
 use burn::tensor::TensorMetadata;
+use rayon::prelude::*;
 
 /// `lhs · rhs` over the last two axes, `[.., m, k] × [.., k, n] → [.., m, n]` (row-major),
 /// for `f32` and `f64` tensors of any strides. The leading (batch) axes must be equal.
@@ -87,8 +89,14 @@ impl<'a, E> Operand<'a, E> {
     }
 }
 
+/// An operand's base address, shared read-only by the tasks of one product.
+struct SendPtr<E>(*const E);
+
+// SAFETY: the tasks only read through the pointer, while the views it comes from are alive.
+unsafe impl<E: Sync> Sync for SendPtr<E> {}
+
 /// The product of two operands of element type `E` (`f32` or `f64`, whose `1` is `one`).
-fn product<E: Copy + Default + 'static>(
+fn product<E: Copy + Default + Send + Sync + 'static>(
     lhs: Operand<'_, E>,
     rhs: Operand<'_, E>,
     one: E,
@@ -103,35 +111,48 @@ fn product<E: Copy + Default + 'static>(
     let batches: usize = lead.iter().product();
     let mut out = vec![E::default(); batches * m * n];
     if k > 0 && m > 0 && n > 0 {
-        for batch in 0..batches {
-            let dst = out[batch * m * n..].as_mut_ptr();
-            // SAFETY: `dst` addresses the `m × n` row-major block `batch` of `out`; the
-            // operand pointers come from live ndarray views whose shapes and strides describe
-            // every element addressed from them, so the offsets stay inside their buffers.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    dst,
-                    1,
-                    n as isize,
-                    false,
-                    lhs.ptr.offset(lhs.batch_offset(batch)),
-                    lhs_cs,
-                    lhs_rs,
-                    rhs.ptr.offset(rhs.batch_offset(batch)),
-                    rhs_cs,
-                    rhs_rs,
-                    E::default(),
-                    one,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
-                );
-            }
-        }
+        // One product per batch: a batch of products (attention) splits over the rayon pool one
+        // product per task, each product on one thread; a single product splits its output.
+        let parallelism = if batches > 1 {
+            gemm::Parallelism::None
+        } else {
+            gemm::Parallelism::Rayon(0)
+        };
+        let (lhs_ptr, rhs_ptr) = (SendPtr(lhs.ptr), SendPtr(rhs.ptr));
+        let lhs_offsets: Vec<isize> = (0..batches).map(|b| lhs.batch_offset(b)).collect();
+        let rhs_offsets: Vec<isize> = (0..batches).map(|b| rhs.batch_offset(b)).collect();
+        out.par_chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(batch, dst)| {
+                let (lhs_ptr, rhs_ptr) = (&lhs_ptr, &rhs_ptr);
+                // SAFETY: `dst` is the `m × n` row-major block `batch` of `out`; the operand
+                // pointers come from live ndarray views whose shapes and strides describe
+                // every element addressed from them, so the offsets stay inside their buffers,
+                // which nothing writes to while the products run.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        dst.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        lhs_ptr.0.offset(lhs_offsets[batch]),
+                        lhs_cs,
+                        lhs_rs,
+                        rhs_ptr.0.offset(rhs_offsets[batch]),
+                        rhs_cs,
+                        rhs_rs,
+                        E::default(),
+                        one,
+                        false,
+                        false,
+                        false,
+                        parallelism,
+                    );
+                }
+            });
     }
     let mut shape = lead.to_vec();
     shape.extend([m, n]);

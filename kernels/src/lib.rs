@@ -7,7 +7,7 @@
 //! | backend | implementation |
 //! |---|---|
 //! | `CubeBackend<R, F, I, BT>` (wgpu, CUDA; feature `wgpu` / `cuda`) | CubeCL kernels in `cube/` |
-//! | `NdArray` (always built) | plain Burn tensor ops from [`reference`](mod@reference) and [`advantage::plain`] |
+//! | `NdArray` (always built) | E1 as fused row loops on the rayon pool (`cpu_e1.rs`, tested against [`reference`](mod@reference)), E2–E12 as plain Burn ops ([`advantage::plain`]) |
 //! | `Autodiff<B, C>` | the inner backend's forward plus a hand-written backward node (E1); the inner backend's advantages, untracked (E2–E12) |
 //!
 //! [`head_logp_entropy`] is E1 through the output head without `[N, V]` logits: the head
@@ -34,13 +34,18 @@ pub mod advantage;
 pub mod bench;
 pub mod reference;
 
+mod attention_probs;
 mod autodiff;
 mod cpu;
+mod cpu_e1;
+mod cpu_float;
 #[cfg(feature = "cube")]
 mod cube;
 mod gemm;
 mod head;
 mod matmul_backward;
+mod rms_norm;
+mod swiglu;
 
 use std::num::NonZeroUsize;
 
@@ -119,6 +124,63 @@ pub trait KernelBackend: Backend {
     ) -> TokenStats<Self> {
         head::head_stats_chunked::<Self>(hidden, weight, targets, temperature, chunk)
     }
+
+    /// Attention probabilities `softmax(scale · scores + bias)` over the last axis, for
+    /// `scores` `[b, n, q, k]` and a constant `bias` `[b, 1, t, k]` broadcast over the heads,
+    /// `q` a multiple of `t` (query row `j` reads bias row `j mod t`; see `attention_probs.rs`).
+    /// Default: Burn's ops.
+    fn attention_probs(
+        scores: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        attention_probs::plain::<Self>(scores, bias, scale)
+    }
+
+    /// Backward of [`KernelBackend::attention_probs`] from its output `probs` and upstream
+    /// `grad`: `scale · p ⊙ (g − Σ_k g ⊙ p)`.
+    fn attention_probs_backward(
+        probs: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f32,
+    ) -> FloatTensor<Self> {
+        attention_probs::plain_backward::<Self>(probs, grad, scale)
+    }
+
+    /// SwiGLU `silu(gate) ⊙ up`, element-wise over equal shapes (see `swiglu.rs`).
+    /// Default: Burn's ops.
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        swiglu::plain::<Self>(gate, up)
+    }
+
+    /// Backward of [`KernelBackend::swiglu`]: `(d gate, d up)` for the upstream `grad`.
+    fn swiglu_backward(
+        gate: FloatTensor<Self>,
+        up: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        swiglu::plain_backward::<Self>(gate, up, grad)
+    }
+
+    /// RMSNorm over the last axis, `x / sqrt(mean(x²) + ε) ⊙ weight`, for `x` `[.., d]` and
+    /// `weight` `[d]` (see `rms_norm.rs`). Default: Burn's ops, as `burn::nn::RmsNorm`.
+    fn rms_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        rms_norm::plain::<Self>(x, weight, epsilon)
+    }
+
+    /// Backward of [`KernelBackend::rms_norm`]: `(dx, d weight)` for the upstream `grad`.
+    fn rms_norm_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        rms_norm::plain_backward::<Self>(x, weight, grad, epsilon)
+    }
 }
 
 fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
@@ -137,6 +199,57 @@ pub fn matmul<B: KernelBackend, const D: usize>(
     float(B::matmul(
         lhs.into_primitive().tensor(),
         rhs.into_primitive().tensor(),
+    ))
+}
+
+/// Attention probabilities `softmax(scale · scores + bias)` over the keys (see
+/// [`KernelBackend::attention_probs`]). Differentiable with respect to `scores` on an autodiff
+/// backend; `bias` is a constant.
+///
+/// # Shapes
+/// - `scores`: `[b, n, q, k]`, `bias`: `[b, 1, t, k]` with `q = g · t` → `[b, n, q, k]`;
+///   query row `j` reads bias row `j mod t` (grouped-query heads stacked along the query axis)
+pub fn attention_probs<B: KernelBackend>(
+    scores: Tensor<B, 4>,
+    bias: Tensor<B, 4>,
+    scale: f32,
+) -> Tensor<B, 4> {
+    float(B::attention_probs(
+        scores.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+        scale,
+    ))
+}
+
+/// SwiGLU `silu(gate) ⊙ up` (see [`KernelBackend::swiglu`]). Differentiable on an autodiff
+/// backend.
+///
+/// # Panics
+/// When the shapes differ.
+pub fn swiglu<B: KernelBackend, const D: usize>(
+    gate: Tensor<B, D>,
+    up: Tensor<B, D>,
+) -> Tensor<B, D> {
+    float(B::swiglu(
+        gate.into_primitive().tensor(),
+        up.into_primitive().tensor(),
+    ))
+}
+
+/// RMSNorm over the last axis (see [`KernelBackend::rms_norm`]), as `burn::nn::RmsNorm`
+/// computes it. Differentiable with respect to `x` and `weight` on an autodiff backend.
+///
+/// # Shapes
+/// - `x`: `[.., d]`, `weight`: `[d]` → `[.., d]`
+pub fn rms_norm<B: KernelBackend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 1>,
+    epsilon: f64,
+) -> Tensor<B, D> {
+    float(B::rms_norm(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        epsilon as f32,
     ))
 }
 

@@ -208,6 +208,28 @@ fn same_product_gives_the_same_bits() {
     assert_eq!(first.as_bytes(), second.as_bytes());
 }
 
+#[test]
+fn a_batch_of_products_gives_the_bits_of_each_product_alone() {
+    // A batch runs one product per thread, a single product splits over the threads: the
+    // summation order, and so the bits, must not depend on which.
+    let device = Default::default();
+    let a = Host::random(1, 300, 200, 11).tensor::<TestBackend>(&device);
+    let b = Host::random(1, 200, 400, 12).tensor::<TestBackend>(&device);
+    let alone = matmul(a.clone(), b.clone()).into_data();
+    let batch = matmul(
+        Tensor::cat(vec![a.clone(), a], 0),
+        Tensor::cat(vec![b.clone(), b], 0),
+    );
+    for i in 0..2 {
+        let one = batch
+            .clone()
+            .narrow(0, i, 1)
+            .reshape([300, 400])
+            .into_data();
+        assert_eq!(one.as_bytes(), alone.as_bytes(), "batch entry {i}");
+    }
+}
+
 /// Gradients of `Σ w ⊙ (A · B)` against `dA = W · Bᵀ`, `dB = Aᵀ · W` in f64, with the weight
 /// gradient taken through a transposed activation as the decoder's layers do.
 #[test]
