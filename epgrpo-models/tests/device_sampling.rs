@@ -7,6 +7,13 @@
 use burn::prelude::*;
 use epgrpo_models::{Sampling, SamplingError, SequenceRng, draw_rows};
 
+// The backend under test by feature: `wgpu` → Wgpu (lavapipe in CI), `cuda` → Cuda, neither →
+// NdArray.
+#[cfg(feature = "wgpu")]
+type TestBackend = burn::backend::Wgpu;
+#[cfg(all(feature = "cuda", not(feature = "wgpu")))]
+type TestBackend = burn::backend::Cuda;
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
 type TestBackend = burn::backend::NdArray<f32>;
 
 /// Log-probs of the device (f32) and the host (f64, then rounded) agree this closely.

@@ -124,6 +124,7 @@ fn check_forward<B: KernelBackend>(tol: f64) {
         (1, 37, 19, 53),
         (3, 5, 70, 9),
         (2, 130, 33, 65),
+        (1, 8, 40, 300),
     ] {
         let a = Host::random(batch, m, k, 1 + m as u64);
         let b = Host::random(batch, k, n, 2 + n as u64);

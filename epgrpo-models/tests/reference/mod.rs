@@ -8,6 +8,13 @@ use epgrpo_models::LeftPadding;
 use serde::Deserialize;
 
 /// The CPU test backend.
+// The backend under test by feature: `wgpu` → Wgpu (lavapipe in CI), `cuda` → Cuda, neither →
+// NdArray.
+#[cfg(feature = "wgpu")]
+pub type TestBackend = burn::backend::Wgpu;
+#[cfg(all(feature = "cuda", not(feature = "wgpu")))]
+pub type TestBackend = burn::backend::Cuda;
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
 pub type TestBackend = burn::backend::NdArray<f32>;
 
 /// Its device.
