@@ -18,7 +18,7 @@ pub type TestBackend = burn::backend::Cuda;
 pub type TestBackend = burn::backend::NdArray<f32>;
 
 /// Its device.
-pub type Device = burn::backend::ndarray::NdArrayDevice;
+pub type Device = <TestBackend as burn::tensor::backend::BackendTypes>::Device;
 
 /// One token batch and the logits transformers computed for it.
 #[derive(Debug, Deserialize)]
