@@ -21,15 +21,16 @@ const F32: u64 = 4;
 const DEFAULT_CHUNK: u64 = HeadLoss::DEFAULT_CHUNK_TOKENS as u64;
 
 /// Values a decoder layer keeps for the backward pass, per token, in units of the hidden width
-/// `d`: the two RMSNorm inputs and outputs and their intermediates, the attention output and
-/// the residual sums.
-const KEPT_PER_TOKEN_D: u64 = 10;
-/// ... in units of the MLP width: gate, up, SiLU's intermediates and the gated product.
-const KEPT_PER_TOKEN_MLP: u64 = 5;
+/// `d`: the two fused RMSNorms' inputs and outputs, the attention context (and its reshaped
+/// copy) and the residual sum.
+const KEPT_PER_TOKEN_D: u64 = 6;
+/// ... in units of the MLP width: gate and up (kept by the fused SwiGLU) and the gated product.
+const KEPT_PER_TOKEN_MLP: u64 = 3;
 /// ... in units of the query + key + value width: the projections and their RoPE rotations.
 const KEPT_PER_TOKEN_QKV: u64 = 3;
-/// Attention score matrices `[heads, S, S]` kept per sequence (scores and probabilities).
-const KEPT_SCORE_MATRICES: u64 = 2;
+/// Attention score matrices `[heads, S, S]` kept per sequence: the probabilities (the fused
+/// softmax keeps its output, not its input).
+const KEPT_SCORE_MATRICES: u64 = 1;
 /// `[tokens, V]` f32 buffers alive at once when E1 runs on materialised logits with a backward
 /// (the logits, their gradient and the softmax temporaries; measured 6.3 on NdArray).
 const LOGIT_BUFFERS_TRAIN: u64 = 6;
