@@ -10,12 +10,9 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use epgrpo_kernels::{attention_probs, rms_norm, swiglu};
 
-#[cfg(feature = "wgpu")]
-type TestBackend = burn::backend::Wgpu;
-#[cfg(all(feature = "cuda", not(feature = "wgpu")))]
-type TestBackend = burn::backend::Cuda;
-#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
-type TestBackend = NdArray;
+mod common;
+
+use common::{TestBackend, values};
 
 type TestAutodiff = Autodiff<TestBackend>;
 type Oracle = Autodiff<NdArray<f64>>;
@@ -23,21 +20,6 @@ type Oracle = Autodiff<NdArray<f64>>;
 /// |a − e| ≤ ATOL + RTOL |e|, for f32 values against the f64 oracle.
 const ATOL: f64 = 2e-5;
 const RTOL: f64 = 2e-4;
-
-/// SplitMix64 values in [-scale, scale).
-fn values(n: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
 
 fn tensor<B: Backend, const D: usize>(data: &[f64], shape: [usize; D]) -> Tensor<B, D> {
     let device = Default::default();

@@ -13,6 +13,10 @@ use burn::module::Param;
 use burn::tensor::{Int, Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 use epgrpo_kernels::{head_logp_entropy, reference};
 
+mod common;
+
+use common::Rng;
+
 type TestAutodiff = Autodiff<NdArray>;
 type Oracle = Autodiff<NdArray<f64>>;
 
@@ -22,23 +26,6 @@ const FWD_RTOL: f64 = 1e-4;
 /// Gradients per element.
 const GRAD_ATOL: f64 = 1e-5;
 const GRAD_RTOL: f64 = 1e-3;
-
-/// SplitMix64: deterministic inputs without an RNG crate.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn signed(&mut self, scale: f64) -> f32 {
-        ((self.uniform() * 2.0 - 1.0) * scale) as f32
-    }
-}
 
 /// How the head weight enters.
 #[derive(Clone, Copy, Debug)]

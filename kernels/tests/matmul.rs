@@ -6,26 +6,13 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Element, Tensor, TensorData, backend::Backend};
 use epgrpo_kernels::{KernelBackend, matmul};
 
-#[cfg(feature = "wgpu")]
-type TestBackend = burn::backend::Wgpu;
-#[cfg(all(feature = "cuda", not(feature = "wgpu")))]
-type TestBackend = burn::backend::Cuda;
-#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
-type TestBackend = NdArray;
+mod common;
 
-/// Deterministic values in [-1, 1) (SplitMix64), so the tests need no RNG crate.
+use common::TestBackend;
+
+/// Deterministic values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-        })
-        .collect()
+    common::values(n, seed, 1.0)
 }
 
 /// A host matrix batch: `batch × rows × cols`, row-major.

@@ -9,12 +9,9 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive, backend::Backend};
 use epgrpo_kernels::{KernelBackend, reference, token_logp_entropy, token_logp_entropy_grad};
 
-#[cfg(feature = "wgpu")]
-type TestBackend = burn::backend::Wgpu;
-#[cfg(all(feature = "cuda", not(feature = "wgpu")))]
-type TestBackend = burn::backend::Cuda;
-#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
-type TestBackend = NdArray;
+mod common;
+
+use common::{Rng, TestBackend};
 
 type TestAutodiff = Autodiff<TestBackend>;
 type Oracle = Autodiff<NdArray<f64>>;
@@ -25,28 +22,6 @@ const FWD_RTOL: f64 = 1e-4;
 /// Gradient tolerance per logit.
 const GRAD_ATOL: f64 = 2e-5;
 const GRAD_RTOL: f64 = 1e-3;
-
-/// Deterministic generator (SplitMix64), so the tests need no RNG crate and no global seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
 
 /// One test input: row-major logits `[n, v]`, targets, and upstream gradients for logp and H.
 struct Case {
