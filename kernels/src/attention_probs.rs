@@ -70,7 +70,7 @@ fn shapes(scores: &[usize], bias: &[usize]) -> ([usize; 4], usize) {
             && bias[0] == scores[0]
             && bias[1] == 1
             && bias[2] > 0
-            && scores[2] % bias[2] == 0
+            && scores[2].is_multiple_of(bias[2])
             && bias[3] == scores[3],
         "attention probabilities need scores [b, n, q, k] and a bias [b, 1, t, k] with q a multiple of t, got {scores:?} and {bias:?}"
     );

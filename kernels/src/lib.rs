@@ -36,6 +36,7 @@ pub mod reference;
 
 mod attention_probs;
 mod autodiff;
+mod binary_node;
 mod cpu;
 mod cpu_e1;
 mod cpu_float;

@@ -6,18 +6,12 @@
 //! `gw = g ⊙ w`: `dx = r (gw − x̂ · mean(gw ⊙ x̂))` per row and `dw = Σ_rows g ⊙ x̂`.
 
 use burn::backend::{
-    Autodiff,
-    autodiff::{
-        NodeId,
-        checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
-        grads::Gradients,
-        ops::{Backward, Ops, OpsKind},
-    },
-    ndarray::NdArrayTensor,
+    Autodiff, autodiff::checkpoint::strategy::CheckpointStrategy, ndarray::NdArrayTensor,
 };
 use burn::tensor::{Shape, Tensor, TensorMetadata, backend::Backend, ops::FloatTensor};
 use rayon::prelude::*;
 
+use crate::binary_node::{self, BinaryOp};
 use crate::cpu_float::{CpuFloat, FloatKind, kind, row_major, tensor_of};
 use crate::{KernelBackend, float};
 
@@ -186,31 +180,28 @@ fn cpu_backward_of<E: CpuFloat>(
     (tensor_of(shape, dx), tensor_of(vec![d], dw))
 }
 
-/// Backward node of RMSNorm; it keeps the input and the weight (checkpointed).
+/// RMSNorm as a [`BinaryOp`] of the input and the weight, with ε as its parameter.
 #[derive(Debug)]
-struct RmsNormBackward;
+struct RmsNorm;
 
-impl<B: KernelBackend> Backward<B, 2> for RmsNormBackward {
-    type State = (NodeId, NodeId, f32);
+impl BinaryOp for RmsNorm {
+    type Param = f32;
 
-    fn backward(
-        self,
-        ops: Ops<Self::State, 2>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let [x_parent, weight_parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        let (x, weight, epsilon) = ops.state;
-        let x: FloatTensor<B> = checkpointer.retrieve_node_output(x);
-        let weight: FloatTensor<B> = checkpointer.retrieve_node_output(weight);
-        let (dx, dw) = B::rms_norm_backward(x, weight, grad, epsilon);
-        if let Some(parent) = x_parent {
-            grads.register::<B>(parent.id, dx);
-        }
-        if let Some(parent) = weight_parent {
-            grads.register::<B>(parent.id, dw);
-        }
+    fn forward<B: KernelBackend>(
+        x: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        epsilon: &f32,
+    ) -> FloatTensor<B> {
+        B::rms_norm(x, weight, *epsilon)
+    }
+
+    fn backward<B: KernelBackend>(
+        x: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        epsilon: &f32,
+    ) -> (FloatTensor<B>, FloatTensor<B>) {
+        B::rms_norm_backward(x, weight, grad, *epsilon)
     }
 }
 
@@ -220,17 +211,5 @@ pub(crate) fn autodiff<B: KernelBackend, C: CheckpointStrategy>(
     weight: FloatTensor<Autodiff<B, C>>,
     epsilon: f32,
 ) -> FloatTensor<Autodiff<B, C>> {
-    match RmsNormBackward
-        .prepare::<C>([x.node.clone(), weight.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(mut prep) => {
-            let state = (prep.checkpoint(&x), prep.checkpoint(&weight), epsilon);
-            prep.finish(state, B::rms_norm(x.primitive, weight.primitive, epsilon))
-        }
-        OpsKind::UnTracked(prep) => {
-            prep.finish(B::rms_norm(x.primitive, weight.primitive, epsilon))
-        }
-    }
+    binary_node::tracked::<B, C, _>(RmsNorm, x, weight, epsilon)
 }

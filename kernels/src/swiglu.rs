@@ -6,14 +6,7 @@
 //! `d gate = g ⊙ up ⊙ s ⊙ (1 + gate (1 − s))` and `d up = g ⊙ gate ⊙ s`.
 
 use burn::backend::{
-    Autodiff,
-    autodiff::{
-        NodeId,
-        checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
-        grads::Gradients,
-        ops::{Backward, Ops, OpsKind},
-    },
-    ndarray::NdArrayTensor,
+    Autodiff, autodiff::checkpoint::strategy::CheckpointStrategy, ndarray::NdArrayTensor,
 };
 use burn::tensor::{
     Shape, Tensor, TensorMetadata,
@@ -23,6 +16,7 @@ use burn::tensor::{
 };
 use rayon::prelude::*;
 
+use crate::binary_node::{self, BinaryOp};
 use crate::cpu_float::{CpuFloat, FloatKind, kind, row_major, tensor_of};
 use crate::{KernelBackend, float};
 
@@ -131,31 +125,28 @@ fn cpu_backward_of<E: CpuFloat>(
     (tensor_of(shape.clone(), d_gate), tensor_of(shape, d_up))
 }
 
-/// Backward node of SwiGLU; it keeps both inputs (checkpointed).
+/// SwiGLU as a [`BinaryOp`] (no parameter).
 #[derive(Debug)]
-struct SwigluBackward;
+struct Swiglu;
 
-impl<B: KernelBackend> Backward<B, 2> for SwigluBackward {
-    type State = (NodeId, NodeId);
+impl BinaryOp for Swiglu {
+    type Param = ();
 
-    fn backward(
-        self,
-        ops: Ops<Self::State, 2>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let [gate_parent, up_parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        let (gate, up) = ops.state;
-        let gate: FloatTensor<B> = checkpointer.retrieve_node_output(gate);
-        let up: FloatTensor<B> = checkpointer.retrieve_node_output(up);
-        let (d_gate, d_up) = B::swiglu_backward(gate, up, grad);
-        if let Some(parent) = gate_parent {
-            grads.register::<B>(parent.id, d_gate);
-        }
-        if let Some(parent) = up_parent {
-            grads.register::<B>(parent.id, d_up);
-        }
+    fn forward<B: KernelBackend>(
+        gate: FloatTensor<B>,
+        up: FloatTensor<B>,
+        _: &(),
+    ) -> FloatTensor<B> {
+        B::swiglu(gate, up)
+    }
+
+    fn backward<B: KernelBackend>(
+        gate: FloatTensor<B>,
+        up: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        _: &(),
+    ) -> (FloatTensor<B>, FloatTensor<B>) {
+        B::swiglu_backward(gate, up, grad)
     }
 }
 
@@ -164,15 +155,5 @@ pub(crate) fn autodiff<B: KernelBackend, C: CheckpointStrategy>(
     gate: FloatTensor<Autodiff<B, C>>,
     up: FloatTensor<Autodiff<B, C>>,
 ) -> FloatTensor<Autodiff<B, C>> {
-    match SwigluBackward
-        .prepare::<C>([gate.node.clone(), up.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(mut prep) => {
-            let state = (prep.checkpoint(&gate), prep.checkpoint(&up));
-            prep.finish(state, B::swiglu(gate.primitive, up.primitive))
-        }
-        OpsKind::UnTracked(prep) => prep.finish(B::swiglu(gate.primitive, up.primitive)),
-    }
+    binary_node::tracked::<B, C, _>(Swiglu, gate, up, ())
 }
