@@ -5,13 +5,13 @@
 
 use burn::nn::{LinearConfig, RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use epgrpo_kernels::{KernelBackend, attention_probs, matmul};
+use epgrpo_kernels::{KernelBackend, attention_probs, matmul, rope_heads};
 
 use crate::config::DecoderConfig;
 use crate::decoder::rms_norm;
 use crate::kv_cache::LayerCache;
 use crate::lora::LoraLinear;
-use crate::rope::{RopeTables, apply_rope};
+use crate::rope::RopeTables;
 
 /// Multi-head self-attention whose key/value heads are shared by groups of query heads.
 #[derive(Module, Debug)]
@@ -90,28 +90,29 @@ impl<B: Backend> Attention<B> {
         B: KernelBackend,
     {
         let [b, t, _] = x.dims();
-        // `[batch, seq, n · head_dim]` → `[batch, n, seq, head_dim]`, each head normalised
-        // first where the model has a per-head norm.
-        let heads = |y: Tensor<B, 3>, n: usize, norm: Option<&RmsNorm<B>>| {
+        // `[batch, seq, n · head_dim]` → `[batch, seq, n, head_dim]`, each head normalised
+        // where the model has a per-head norm.
+        let split = |y: Tensor<B, 3>, n: usize, norm: Option<&RmsNorm<B>>| {
             let y = y.reshape([b, t, n, self.head_dim]);
-            let y = match norm {
+            match norm {
                 Some(norm) => rms_norm(norm, y),
                 None => y,
-            };
-            y.swap_dims(1, 2)
+            }
         };
-        let q = heads(
+        // Queries and keys rotated and moved to `[batch, n, seq, head_dim]` in one operation.
+        let rotated =
+            |y, n, norm| rope_heads(split(y, n, norm), rope.cos.clone(), rope.sin.clone());
+        let q = rotated(
             self.q_proj.forward(x.clone()),
             self.num_heads,
             self.q_norm.as_ref(),
         );
-        let k = heads(
+        let k = rotated(
             self.k_proj.forward(x.clone()),
             self.num_kv_heads,
             self.k_norm.as_ref(),
         );
-        let (q, k) = (apply_rope(q, rope), apply_rope(k, rope));
-        let v = heads(self.v_proj.forward(x), self.num_kv_heads, None);
+        let v = split(self.v_proj.forward(x), self.num_kv_heads, None).swap_dims(1, 2);
         let (k, v) = match cache {
             Some((layer, start)) => layer.append(start, k, v),
             None => (k, v),

@@ -279,20 +279,6 @@ impl RotaryEmbedding {
     }
 }
 
-/// Rotates queries or keys.
-///
-/// # Shapes
-/// - `x`: `[batch, heads, seq, head_dim]`
-/// - tables: `[batch, 1, seq, head_dim]`
-/// - output: `[batch, heads, seq, head_dim]`
-pub fn apply_rope<B: Backend>(x: Tensor<B, 4>, tables: &RopeTables<B>) -> Tensor<B, 4> {
-    let [b, h, t, d] = x.dims();
-    let x1 = x.clone().slice([0..b, 0..h, 0..t, 0..d / 2]);
-    let x2 = x.clone().slice([0..b, 0..h, 0..t, d / 2..d]);
-    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-    x * tables.cos.clone() + rotated * tables.sin.clone()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,7 +295,10 @@ mod tests {
             TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [1, 1, 1, 4]),
             &device,
         );
-        let got = apply_rope(x, &tables).into_data().to_vec::<f32>().unwrap();
+        let got = epgrpo_kernels::rope_heads(x, tables.cos, tables.sin)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         // Pairs are (x0, x2) at angle 3 and (x1, x3) at angle 0.3.
         let (a, b) = (3.0f32, 0.3f32);
         let want = [

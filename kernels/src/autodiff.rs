@@ -31,7 +31,9 @@ use burn::tensor::{
 
 use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs};
 use crate::head::{HeadBackwardInputs, head_stats_backward};
-use crate::{KernelBackend, TokenStats, attention_probs, float, matmul_backward, rms_norm, swiglu};
+use crate::{
+    KernelBackend, TokenStats, attention_probs, float, matmul_backward, rms_norm, rope, swiglu,
+};
 
 /// Backward node of E1: `d(g_lp · logp + g_H · H)/d logits`.
 #[derive(Debug)]
@@ -275,6 +277,28 @@ impl<B: KernelBackend, C: CheckpointStrategy> KernelBackend for Autodiff<B, C> {
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (dx, dw) = B::rms_norm_backward(x.primitive, weight.primitive, grad.primitive, epsilon);
         (Self::from_inner(dx), Self::from_inner(dw))
+    }
+
+    /// The inner backend's forward plus a node keeping the tables.
+    fn rope_heads(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        rope::autodiff::<B, C>(x, cos, sin)
+    }
+
+    /// Runs the inner backend's backward; the result is a constant.
+    fn rope_heads_backward(
+        grad: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::rope_heads_backward(
+            grad.primitive,
+            cos.primitive,
+            sin.primitive,
+        ))
     }
 
     /// Tracks `logp` and `entropy` (one `[N, 2]` node, as in `token_stats`) with respect to

@@ -13,7 +13,7 @@ use burn::tensor::{
 };
 
 use crate::advantage::{AdvantageParams, GroupAdvantages, GroupInputs, plain};
-use crate::{KernelBackend, TokenStats, attention_probs, cpu_e1, gemm, rms_norm, swiglu};
+use crate::{KernelBackend, TokenStats, attention_probs, cpu_e1, gemm, rms_norm, rope, swiglu};
 
 /// Target ids `[N]` as indices.
 ///
@@ -119,5 +119,21 @@ where
         epsilon: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         rms_norm::cpu_backward(x, weight, grad, epsilon)
+    }
+
+    fn rope_heads(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        rope::cpu(x, cos, sin)
+    }
+
+    fn rope_heads_backward(
+        grad: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        rope::cpu_backward(grad, cos, sin)
     }
 }

@@ -46,6 +46,7 @@ mod gemm;
 mod head;
 mod matmul_backward;
 mod rms_norm;
+mod rope;
 mod swiglu;
 
 use std::num::NonZeroUsize;
@@ -182,6 +183,27 @@ pub trait KernelBackend: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         rms_norm::plain_backward::<Self>(x, weight, grad, epsilon)
     }
+
+    /// Rotary embedding of `x` `[b, t, n, d]` with tables `cos`, `sin` `[b, 1, t, d]`
+    /// (Hugging Face's `rotate_half` layout), returned with the heads ahead of the positions:
+    /// `[b, n, t, d]` (see `rope.rs`). Default: Burn's ops.
+    fn rope_heads(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        rope::plain::<Self>(x, cos, sin)
+    }
+
+    /// Backward of [`KernelBackend::rope_heads`]: the `[b, t, n, d]` gradient of `x` for the
+    /// upstream `grad` `[b, n, t, d]`.
+    fn rope_heads_backward(
+        grad: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        rope::plain_backward::<Self>(grad, cos, sin)
+    }
 }
 
 fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
@@ -251,6 +273,28 @@ pub fn rms_norm<B: KernelBackend, const D: usize>(
         x.into_primitive().tensor(),
         weight.into_primitive().tensor(),
         epsilon as f32,
+    ))
+}
+
+/// Rotary position embedding of queries or keys split into heads (see
+/// [`KernelBackend::rope_heads`]): `x ⊙ cos + rotate_half(x) ⊙ sin`, heads moved ahead of the
+/// positions. Differentiable with respect to `x` on an autodiff backend; the tables are
+/// constants.
+///
+/// # Shapes
+/// - `x`: `[b, t, n, d]`, `cos` and `sin`: `[b, 1, t, d]` → `[b, n, t, d]`
+///
+/// # Panics
+/// When the shapes disagree or `d` is odd.
+pub fn rope_heads<B: KernelBackend>(
+    x: Tensor<B, 4>,
+    cos: Tensor<B, 4>,
+    sin: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    float(B::rope_heads(
+        x.into_primitive().tensor(),
+        cos.into_primitive().tensor(),
+        sin.into_primitive().tensor(),
     ))
 }
 

@@ -1,4 +1,4 @@
-//! The decoder's fused operations (attention probabilities, SwiGLU, RMSNorm) against their
+//! The decoder's fused operations (attention probabilities, SwiGLU, RMSNorm, RoPE) against their
 //! definitions written as plain Burn ops on `Autodiff<NdArray<f64>>`: values and the gradients
 //! of a random linear loss, from Burn's own autodiff.
 //!
@@ -8,7 +8,7 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use epgrpo_kernels::{attention_probs, rms_norm, swiglu};
+use epgrpo_kernels::{attention_probs, rms_norm, rope_heads, swiglu};
 
 mod common;
 
@@ -159,6 +159,58 @@ fn rms_norm_and_its_gradients_match_the_definition() {
         "dw",
         &host(wt.grad(&grads).unwrap()),
         &host(wo.grad(&grads_o).unwrap()),
+    );
+}
+
+#[test]
+fn rope_and_its_gradient_match_the_rotation_of_the_two_halves() {
+    // x [b, t, n, d] → [b, n, t, d]; per batch row and position one angle table of width d
+    // whose halves are equal, as `RotaryEmbedding::tables` builds them.
+    let (b, t, n, d) = (2, 5, 3, 8);
+    let x = values(b * t * n * d, 11, 2.0);
+    let upstream = values(b * n * t * d, 12, 1.0);
+    let angles = values(b * t * d / 2, 13, 3.0);
+    let table = |f: fn(f64) -> f64| -> Vec<f64> {
+        angles
+            .chunks(d / 2)
+            .flat_map(|row| row.iter().chain(row).map(|&a| f(a)).collect::<Vec<_>>())
+            .collect()
+    };
+    let (cos, sin) = (table(f64::cos), table(f64::sin));
+
+    let xt = tensor::<TestAutodiff, 4>(&x, [b, t, n, d]).require_grad();
+    let y = rope_heads(
+        xt.clone(),
+        tensor(&cos, [b, 1, t, d]),
+        tensor(&sin, [b, 1, t, d]),
+    );
+    let grads = (y.clone() * tensor::<TestAutodiff, 4>(&upstream, [b, n, t, d]))
+        .sum()
+        .backward();
+
+    // The definition: pairs (x_i, x_{i + d/2}) rotated by the angle of frequency i.
+    let xo = tensor::<Oracle, 4>(&x, [b, t, n, d]).require_grad();
+    let heads = xo.clone().swap_dims(1, 2);
+    let x1 = heads.clone().slice([0..b, 0..n, 0..t, 0..d / 2]);
+    let x2 = heads.slice([0..b, 0..n, 0..t, d / 2..d]);
+    let c = tensor::<Oracle, 4>(&cos, [b, 1, t, d]).slice([0..b, 0..1, 0..t, 0..d / 2]);
+    let s = tensor::<Oracle, 4>(&sin, [b, 1, t, d]).slice([0..b, 0..1, 0..t, 0..d / 2]);
+    let yo = Tensor::cat(
+        vec![
+            x1.clone() * c.clone() - x2.clone() * s.clone(),
+            x2 * c + x1 * s,
+        ],
+        3,
+    );
+    let grads_o = (yo.clone() * tensor::<Oracle, 4>(&upstream, [b, n, t, d]))
+        .sum()
+        .backward();
+
+    assert_close("rope", &host(y), &host(yo));
+    assert_close(
+        "dx",
+        &host(xt.grad(&grads).unwrap()),
+        &host(xo.grad(&grads_o).unwrap()),
     );
 }
 
