@@ -16,7 +16,7 @@ use crate::config::TrainConfig;
 use crate::distributed::{Communicator, shard, sync};
 use crate::dynamic_sampling::{self, Collected};
 use crate::error::CliError;
-use crate::evaluate::{Graded, accuracy, greedy_eval};
+use crate::evaluate::{DEFAULT_MEMORY_BUDGET_BYTES, Graded, accuracy, greedy_eval};
 use crate::metrics::{MetricsLog, StepMetrics};
 use crate::optim::{adamw, learning_rate};
 use crate::policy::{Policy, initial_policy};
@@ -210,6 +210,7 @@ where
             &held_out,
             &config.rollout,
             &verifier,
+            DEFAULT_MEMORY_BUDGET_BYTES,
             device,
         )?;
         let value = accuracy(&graded);

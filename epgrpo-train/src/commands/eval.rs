@@ -15,9 +15,9 @@ use crate::checkpoint;
 use crate::codec::Codec;
 use crate::config::{TaskConfig, TrainConfig};
 use crate::error::CliError;
-use crate::evaluate::{accuracy, greedy_eval};
+use crate::evaluate::{DEFAULT_MEMORY_BUDGET_BYTES, accuracy, greedy_eval, prompts_per_call};
 use crate::policy::{Policy, initial_policy};
-use crate::rollout::{generation_config, rollout};
+use crate::rollout::{generation_config, rollout_from};
 use crate::task::ProblemSource;
 
 type Cpu = NdArray<f32>;
@@ -70,6 +70,10 @@ pub struct EvalArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Memory one generation call may use, in MiB: problems go in calls whose rows (KV cache
+    /// of the longest prompt plus --max-new-tokens, and their logits) fit in it.
+    #[arg(long, default_value_t = DEFAULT_MEMORY_BUDGET_BYTES >> 20)]
+    pub memory_budget_mb: u64,
 }
 
 /// Per-problem line of the output.
@@ -94,6 +98,12 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
             )));
         }
     }
+    if args.memory_budget_mb == 0 {
+        return Err(CliError::Input(
+            "--memory-budget-mb must be at least 1".into(),
+        ));
+    }
+    let budget = args.memory_budget_mb << 20;
     let device = Default::default();
     let (config, model, codec) = match (&args.run, &args.model) {
         (Some(run), _) => {
@@ -124,17 +134,29 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
         &problems,
         &config.rollout,
         &verifier,
+        budget,
         &device,
     )?;
     let mut sampled: Vec<Vec<SampleOutcome>> = vec![Vec::new(); problems.len()];
     let mut texts: Vec<Vec<String>> = vec![Vec::new(); problems.len()];
     if args.samples > 0 {
         let generation = generation_config(&config.rollout, &codec, args.samples, args.seed, false);
-        for (chunk_index, chunk) in problems.chunks(64).enumerate() {
-            let result = rollout(
+        let per_call = prompts_per_call(
+            &model,
+            &codec,
+            &problems,
+            config.rollout.max_new_tokens,
+            args.samples,
+            budget,
+        )?;
+        // Problem `p` draws its samples as prompt `p` of one call over all problems, whatever
+        // the budget.
+        for (chunk_index, chunk) in problems.chunks(per_call).enumerate() {
+            let result = rollout_from(
                 &model,
                 &codec,
                 chunk.to_vec(),
+                chunk_index * per_call,
                 &generation,
                 &verifier,
                 &device,
@@ -145,7 +167,7 @@ pub fn run(args: &EvalArgs) -> Result<String, CliError> {
                 .zip(&result.scores)
                 .zip(result.texts)
             {
-                let p = chunk_index * 64 + completion.prompt;
+                let p = chunk_index * per_call + completion.prompt;
                 sampled[p].push(SampleOutcome::from(score));
                 texts[p].push(text);
             }
