@@ -12,18 +12,13 @@
 //! `d scores = scale · p ⊙ (g − Σ_k g ⊙ p)` per row.
 
 use burn::backend::{
-    Autodiff,
-    autodiff::{
-        checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
-        grads::Gradients,
-        ops::{Backward, Ops, OpsKind},
-    },
-    ndarray::NdArrayTensor,
+    Autodiff, autodiff::checkpoint::strategy::CheckpointStrategy, ndarray::NdArrayTensor,
 };
 use burn::tensor::{Tensor, activation::softmax, backend::Backend, ops::FloatTensor};
 use rayon::prelude::*;
 
 use crate::cpu_float::{CpuFloat, FloatKind, kind, row_major, tensor_of};
+use crate::unary_node::{self, UnaryOp};
 use crate::{KernelBackend, float};
 
 /// Below this shifted logit `e^x` is under f32's smallest normal number: the probability is
@@ -168,25 +163,18 @@ fn cpu_backward_of<E: CpuFloat>(
     tensor_of(shape, out)
 }
 
-/// Backward node of the probabilities; its state is the forward's output.
+/// The probabilities as a [`UnaryOp`]: the backward keeps the forward's output and the scale.
 #[derive(Debug)]
-struct AttentionProbsBackward;
+struct AttentionProbs;
 
-impl<B: KernelBackend> Backward<B, 1> for AttentionProbsBackward {
-    type State = (FloatTensor<B>, f32);
+impl UnaryOp for AttentionProbs {
+    type State<B: KernelBackend> = (FloatTensor<B>, f32);
 
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            let (probs, scale) = ops.state;
-            grads.register::<B>(parent.id, B::attention_probs_backward(probs, grad, scale));
-        }
+    fn backward<B: KernelBackend>(
+        (probs, scale): Self::State<B>,
+        grad: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        B::attention_probs_backward(probs, grad, scale)
     }
 }
 
@@ -196,13 +184,6 @@ pub(crate) fn autodiff<B: KernelBackend, C: CheckpointStrategy>(
     bias: FloatTensor<Autodiff<B, C>>,
     scale: f32,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let probs = B::attention_probs(scores.primitive, bias.primitive, scale);
-    match AttentionProbsBackward
-        .prepare::<C>([scores.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((probs.clone(), scale), probs),
-        OpsKind::UnTracked(prep) => prep.finish(probs),
-    }
+    let probs = B::attention_probs(scores.primitive.clone(), bias.primitive, scale);
+    unary_node::tracked::<B, C, _>(AttentionProbs, &scores, probs.clone(), (probs, scale))
 }

@@ -48,6 +48,7 @@ mod matmul_backward;
 mod rms_norm;
 mod rope;
 mod swiglu;
+mod unary_node;
 
 use std::num::NonZeroUsize;
 

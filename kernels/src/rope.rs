@@ -10,18 +10,13 @@
 //! `[b, t, n, d]`. The tables are constants.
 
 use burn::backend::{
-    Autodiff,
-    autodiff::{
-        checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
-        grads::Gradients,
-        ops::{Backward, Ops, OpsKind},
-    },
-    ndarray::NdArrayTensor,
+    Autodiff, autodiff::checkpoint::strategy::CheckpointStrategy, ndarray::NdArrayTensor,
 };
 use burn::tensor::{Shape, Tensor, TensorMetadata, backend::Backend, ops::FloatTensor};
 use rayon::prelude::*;
 
 use crate::cpu_float::{CpuFloat, FloatKind, kind, row_major, tensor_of};
+use crate::unary_node::{self, UnaryOp};
 use crate::{KernelBackend, float};
 
 /// Output rows (one head at one position, `d` values) per rayon task.
@@ -179,25 +174,18 @@ fn cpu_pass<E: CpuFloat>(
     tensor_of(shape, out)
 }
 
-/// Backward node: keeps the two tables.
+/// The rotation as a [`UnaryOp`]: the backward keeps the two tables.
 #[derive(Debug)]
-struct RopeBackward;
+struct Rope;
 
-impl<B: KernelBackend> Backward<B, 1> for RopeBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>);
+impl UnaryOp for Rope {
+    type State<B: KernelBackend> = (FloatTensor<B>, FloatTensor<B>);
 
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            let (cos, sin) = ops.state;
-            grads.register::<B>(parent.id, B::rope_heads_backward(grad, cos, sin));
-        }
+    fn backward<B: KernelBackend>(
+        (cos, sin): Self::State<B>,
+        grad: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        B::rope_heads_backward(grad, cos, sin)
     }
 }
 
@@ -208,15 +196,6 @@ pub(crate) fn autodiff<B: KernelBackend, C: CheckpointStrategy>(
     sin: FloatTensor<Autodiff<B, C>>,
 ) -> FloatTensor<Autodiff<B, C>> {
     let (cos, sin) = (cos.primitive, sin.primitive);
-    match RopeBackward
-        .prepare::<C>([x.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let y = B::rope_heads(x.primitive, cos.clone(), sin.clone());
-            prep.finish((cos, sin), y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(B::rope_heads(x.primitive, cos, sin)),
-    }
+    let y = B::rope_heads(x.primitive.clone(), cos.clone(), sin.clone());
+    unary_node::tracked::<B, C, _>(Rope, &x, y, (cos, sin))
 }
